@@ -1,7 +1,31 @@
-"""pycomp: LLM comparative assessment with product-of-experts solvers."""
+"""pycomp: LLM comparative assessment with product-of-experts solvers.
+
+The solver API needs numpy only: :func:`solve` and the estimators
+:class:`BradleyTerry` and :class:`PoEGaussian` over the compiled core.
+"""
+from pycomp import baselines
 from pycomp._core import build_info as _core_build_info
+from pycomp.estimators import BradleyTerry, PoEGaussian
+from pycomp.exceptions import ConvergenceWarning, GraphWarning, NotFittedError
+from pycomp.ids import encode_ids, solve_table
+from pycomp.solve import Solution, solve
 
 __version__ = _core_build_info()["version"]
+
+__all__ = [
+    "BradleyTerry",
+    "ConvergenceWarning",
+    "GraphWarning",
+    "NotFittedError",
+    "PoEGaussian",
+    "Solution",
+    "baselines",
+    "build_info",
+    "cuda_available",
+    "encode_ids",
+    "solve",
+    "solve_table",
+]
 
 
 def build_info() -> dict:
@@ -11,7 +35,8 @@ def build_info() -> dict:
     -------
     dict
         ``version``, ``openmp`` (bool), ``max_threads``, ``cuda_compiled`` (bool),
-        ``cuda_device_count`` and ``cuda_unavailable_reason`` ("" when CUDA is usable).
+        ``cuda_device_count``, ``cuda_unavailable_reason`` ("" when CUDA is usable)
+        and ``compiler``.
     """
     return dict(_core_build_info())
 

@@ -28,3 +28,32 @@ struct Comparisons {
 };
 
 }  // namespace pycomp
+
+namespace pycomp {
+
+// Per-comparison weights of a Comparisons view, with the absent arrays folded into
+// the type so that the hot loops carry no branches for them.
+//   wins(k)  = w_k * p_k  (weight of i_k beating j_k)
+//   total(k) = w_k
+template <bool HasP, bool HasW>
+struct EdgeWeights {
+  const double* p;
+  const double* w;
+  PYCOMP_HD double total(count_t k) const { return HasW ? w[k] : 1.0; }
+  PYCOMP_HD double wins(count_t k) const {
+    const double pk = HasP ? p[k] : 1.0;
+    return HasW ? w[k] * pk : pk;
+  }
+};
+
+// Calls f(EdgeWeights<HasP, HasW>{...}) with the instantiation matching which of p and w
+// are present.
+template <class F>
+auto with_edge_weights(const Comparisons& c, F&& f) {
+  if (c.p && c.w) return f(EdgeWeights<true, true>{c.p, c.w});
+  if (c.p) return f(EdgeWeights<true, false>{c.p, nullptr});
+  if (c.w) return f(EdgeWeights<false, true>{nullptr, c.w});
+  return f(EdgeWeights<false, false>{nullptr, nullptr});
+}
+
+}  // namespace pycomp

@@ -1,0 +1,137 @@
+// Per-comparison and per-item math of the PoE solvers, shared by the CPU and CUDA
+// backends (host/device functions, float64 throughout).
+//
+// A comparison between items a and b carries `wins` (= w * p, the weight of a
+// beating b) and `total` (= w). With d = s_a - s_b its PoE-BT negative log-likelihood is
+//   loss(d) = -[wins * log sig(d) + (total - wins) * log sig(-d)],
+// whose derivative in d is total * sig(d) - wins and whose second derivative is
+// total * sig(d) * sig(-d). The virtual-games prior of an item with score s is the
+// same expression with d = s, wins = alpha, total = 2 * alpha.
+#pragma once
+
+#include <cmath>
+
+#include "core/common.h"
+
+namespace pycomp {
+
+// exp(x) for x <= 0, accurate to about 1 ulp. On the CPU it is branch-free so that
+// loops over blocks of comparisons vectorise (glibc's exp does not); x below -708
+// returns about 3e-308 instead of underflowing, which no caller can tell from 0.
+PYCOMP_HD double exp_nonpositive(double x) {
+#if defined(__CUDA_ARCH__)
+  return exp(x);
+#else
+  x = x < -708.0 ? -708.0 : x;
+  const double kd = nearbyint(x * 1.4426950408889634);  // x = k ln2 + r, |r| <= ln2 / 2
+  const double r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+  double q = 1.0 / 6227020800.0;  // Taylor series of exp(r) to r^13 / 13!: error < 1e-17 on |r| <= ln2 / 2
+  q = q * r + 1.0 / 479001600.0;
+  q = q * r + 1.0 / 39916800.0;
+  q = q * r + 1.0 / 3628800.0;
+  q = q * r + 1.0 / 362880.0;
+  q = q * r + 1.0 / 40320.0;
+  q = q * r + 1.0 / 5040.0;
+  q = q * r + 1.0 / 720.0;
+  q = q * r + 1.0 / 120.0;
+  q = q * r + 1.0 / 24.0;
+  q = q * r + 1.0 / 6.0;
+  q = q * r + 0.5;
+  q = q * r + 1.0;
+  q = q * r + 1.0;
+  const long long bits = (static_cast<long long>(kd) + 1023) << 52;  // 2^k
+  double scale;
+  __builtin_memcpy(&scale, &bits, sizeof scale);
+  return q * scale;
+#endif
+}
+
+// sig(d) and sig(-d), computed without overflow for any finite d.
+struct Sigmoid {
+  double pos;  // sig(d)
+  double neg;  // sig(-d) = 1 - sig(d)
+};
+
+PYCOMP_HD Sigmoid sigmoid_parts(double d) {
+  const double e = exp_nonpositive(-fabs(d));  // in (0, 1]
+  const double inv = 1.0 / (1.0 + e);
+  Sigmoid s;
+  s.pos = d >= 0 ? inv : e * inv;
+  s.neg = d >= 0 ? e * inv : inv;
+  return s;
+}
+
+// Loss, derivative and curvature of one comparison (or prior term) at difference d.
+struct BtTerms {
+  double loss;
+  double grad;  // d loss / d d
+  double curv;  // d^2 loss / d d^2
+};
+
+// The same, given e = exp(-|d|) (computed for a whole block at once by the CPU passes).
+template <bool WithLoss>
+PYCOMP_HD BtTerms bt_terms_given_exp(double d, double e, double wins, double total) {
+  const double inv = 1.0 / (1.0 + e);
+  const double sig = d >= 0 ? inv : e * inv;
+  BtTerms t;
+  t.grad = total * sig - wins;
+  t.curv = total * e * inv * inv;
+  t.loss = WithLoss ? -total * ((d >= 0 ? 0.0 : d) - log1p(e)) + (total - wins) * d : 0.0;
+  return t;
+}
+
+template <bool WithLoss>
+PYCOMP_HD BtTerms bt_terms(double d, double wins, double total) {
+  return bt_terms_given_exp<WithLoss>(d, exp_nonpositive(-fabs(d)), wins, total);
+}
+
+// Newman's fixed point (2023), in log space: s_a <- s_a + log(A_a / B_a) with
+//   A_a = sum wins_a * sig(-d) + alpha * sig(-s_a),  B_a = sum losses_a * sig(d) + alpha * sig(s_a),
+// so that B_a - A_a is the gradient of F. One comparison adds `up` to A_a and B_b and
+// `down` to B_a and A_b.
+struct NewmanTerms {
+  double up;    // wins * sig(-d)
+  double down;  // (total - wins) * sig(d)
+};
+
+// The same, given sig(d).
+PYCOMP_HD NewmanTerms newman_terms_given_sigmoid(double sig, double wins, double total) {
+  NewmanTerms t;
+  t.up = wins * (1.0 - sig);
+  t.down = (total - wins) * sig;
+  return t;
+}
+
+PYCOMP_HD NewmanTerms newman_terms(double d, double wins, double total) {
+  const Sigmoid s = sigmoid_parts(d);
+  NewmanTerms t;
+  t.up = wins * s.neg;
+  t.down = (total - wins) * s.pos;
+  return t;
+}
+
+// Hunter's MM (Zermelo) update in log space: s_a <- s_a + log(W_a) - log(E_a), with W_a the
+// (constant) win mass of a plus alpha and E_a = sum total * sig(d) + 2 alpha sig(s_a), so
+// that E_a - W_a is the gradient of F. One comparison adds total * sig(d) to E_a and
+// total * sig(-d) to E_b.
+PYCOMP_HD double mm_expected_wins(double d, double total) { return total * sigmoid_parts(d).pos; }
+
+// PoE-Gaussian: loss = 1/2 * total * (d - (p - beta))^2, with total * p = wins.
+// Returns total * (d - p + beta), the derivative in d; the curvature is total.
+PYCOMP_HD double gaussian_residual_grad(double d, double wins, double total, double beta) {
+  return total * (d + beta) - wins;
+}
+
+PYCOMP_HD double gaussian_loss(double d, double wins, double total, double beta) {
+  if (total == 0.0) return 0.0;
+  const double r = d + beta - wins / total;
+  return 0.5 * total * r * r;
+}
+
+// Per-item prior of PoE-BT (alpha virtual wins and losses against score 0).
+template <bool WithLoss>
+PYCOMP_HD BtTerms bt_prior_terms(double s, double alpha) {
+  return bt_terms<WithLoss>(s, alpha, 2.0 * alpha);
+}
+
+}  // namespace pycomp

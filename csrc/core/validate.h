@@ -1,0 +1,85 @@
+// Input validation shared by every entry point of the core. Each check finds the
+// first offending row and throws std::invalid_argument naming the field, the row,
+// the value and what was expected (pybind11 turns it into ValueError).
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "core/common.h"
+
+namespace pycomp {
+
+inline std::string format_double(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+// The first row in [0, m) for which bad(k) holds, or m when none does.
+template <class Bad>
+count_t first_bad_row(count_t m, Bad&& bad) {
+  count_t first = m;
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel for schedule(static) reduction(min : first)
+#endif
+  for (count_t k = 0; k < m; ++k) {
+    if (k < first && bad(k)) first = k;
+  }
+  return first;
+}
+
+// Validates m comparisons between n_items items:
+//   i, j : [m] indices in [0, n_items), i[k] != j[k]
+//   p    : [m] finite, in [0, 1] (may be nullptr)
+//   w    : [m] finite, >= 0 (may be nullptr)
+template <class Index>
+void validate_comparisons(const Index* i, const Index* j, const double* p, const double* w, count_t m,
+                          long long n_items) {
+  if (m == 0) throw std::invalid_argument("comparisons are empty: i and j have length 0; give at least one comparison");
+  if (n_items < 2) {
+    throw std::invalid_argument("n_items = " + std::to_string(n_items) + " but a comparison needs at least 2 items");
+  }
+  if (n_items > std::numeric_limits<index_t>::max()) {
+    throw std::invalid_argument("n_items = " + std::to_string(n_items) + " exceeds the supported maximum of " +
+                                std::to_string(std::numeric_limits<index_t>::max()));
+  }
+  const Index n = static_cast<Index>(n_items);
+  const char* names[2] = {"i", "j"};
+  const Index* idx[2] = {i, j};
+  for (int f = 0; f < 2; ++f) {
+    const Index* a = idx[f];
+    const count_t k = first_bad_row(m, [&](count_t r) { return a[r] < 0 || a[r] >= n; });
+    if (k < m) {
+      throw std::invalid_argument(std::string(names[f]) + "[" + std::to_string(k) + "] = " + std::to_string(a[k]) +
+                                  " is outside [0, n_items=" + std::to_string(n_items) + ")");
+    }
+  }
+  {
+    const count_t k = first_bad_row(m, [&](count_t r) { return i[r] == j[r]; });
+    if (k < m) {
+      throw std::invalid_argument("i[" + std::to_string(k) + "] == j[" + std::to_string(k) + "] = " +
+                                  std::to_string(i[k]) + ": an item cannot be compared with itself");
+    }
+  }
+  if (p) {
+    const count_t k = first_bad_row(m, [&](count_t r) { return !(p[r] >= 0.0 && p[r] <= 1.0); });
+    if (k < m) {
+      throw std::invalid_argument("p[" + std::to_string(k) + "] = " + format_double(p[k]) +
+                                  " is not a probability: p must be finite and in [0, 1]");
+    }
+  }
+  if (w) {
+    const count_t k = first_bad_row(m, [&](count_t r) { return !(w[r] >= 0.0 && std::isfinite(w[r])); });
+    if (k < m) {
+      throw std::invalid_argument("weights[" + std::to_string(k) + "] = " + format_double(w[k]) +
+                                  " is not allowed: weights must be finite and >= 0");
+    }
+  }
+}
+
+}  // namespace pycomp

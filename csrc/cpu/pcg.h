@@ -1,0 +1,61 @@
+// Jacobi-preconditioned conjugate gradients for the Laplacian-like systems of the
+// PoE solvers, with the matrix applied by a caller-supplied pass.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "cpu/parallel.h"
+
+namespace pycomp {
+namespace cpu {
+
+struct PcgScratch {
+  explicit PcgScratch(index_t n) : r(n), z(n), p(n), q(n) {}
+  std::vector<double> r, z, p, q;
+};
+
+// Solves H x = rhs from the x given, stopping when ||rhs - H x||_inf <= target (as
+// tracked by the CG recurrence) or after max_steps steps.
+//   apply(v, out) : out = H v for [n] vectors, returning v . out
+//   diag          : [n] the diagonal of H (items with diag <= 0 are left unpreconditioned at 0)
+// Returns the number of steps; `residual_norm` receives the final ||r||_inf.
+template <class Apply>
+int pcg(index_t n, int threads, Apply&& apply, const double* diag, const double* rhs, double* x, bool x_is_zero,
+        double target, int max_steps, PcgScratch& ws, double* residual_norm = nullptr) {
+  double *r = ws.r.data(), *z = ws.z.data(), *p = ws.p.data(), *q = ws.q.data();
+  auto precond = [&](index_t a, double v) { return diag[a] > 0 ? v / diag[a] : 0.0; };
+  if (!x_is_zero) apply(x, q);
+  const ItemTotals init = for_items(n, threads, [&](index_t a) {
+    r[a] = x_is_zero ? rhs[a] : rhs[a] - q[a];
+    z[a] = precond(a, r[a]);
+    p[a] = z[a];
+    return ItemTotals{r[a] * z[a], std::fabs(r[a])};
+  });
+  double rz = init.sum, rnorm = init.max;
+  int step = 0;
+  while (rnorm > target && step < max_steps && rz > 0) {
+    const double pq = apply(p, q);
+    if (!(pq > 0)) break;
+    const double len = rz / pq;
+    const ItemTotals upd = for_items(n, threads, [&](index_t a) {
+      x[a] += len * p[a];
+      r[a] -= len * q[a];
+      z[a] = precond(a, r[a]);
+      return ItemTotals{r[a] * z[a], std::fabs(r[a])};
+    });
+    ++step;
+    rnorm = upd.max;
+    const double beta = upd.sum / rz;
+    rz = upd.sum;
+    for_items(n, threads, [&](index_t a) {
+      p[a] = z[a] + beta * p[a];
+      return ItemTotals{};
+    });
+  }
+  if (residual_norm) *residual_norm = rnorm;
+  return step;
+}
+
+}  // namespace cpu
+}  // namespace pycomp

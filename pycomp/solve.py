@@ -1,0 +1,241 @@
+"""``pycomp.solve``: scores from pairwise comparisons with the PoE solvers."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from pycomp import _core
+from pycomp import _validate as check
+from pycomp.exceptions import ConvergenceWarning, GraphWarning
+from pycomp.standard_errors import hessian_parts, standard_errors
+
+MODELS = ("bt", "gaussian")
+METHODS = {"bt": ("auto", "newton", "mm", "newman"), "gaussian": ("auto", "cg")}
+DEVICES = ("auto", "cpu", "cuda")
+SE_METHODS = ("auto", "exact", "local")
+DEFAULT_MAX_ITER = {"newton": 100, "mm": 10000, "newman": 10000, "cg": 10000}
+SERIAL_BELOW = 20000
+"""Problems with fewer comparisons run on one thread (thread start-up would dominate)."""
+
+
+@dataclass
+class Solution:
+    """Scores fitted by :func:`pycomp.solve`.
+
+    Attributes
+    ----------
+    scores : ndarray of float64, shape (n_items,)
+        The optimum of the objective (centred per component when ``alpha = 0``).
+    se : ndarray of float64, shape (n_items,) or None
+        Standard errors, sqrt(diag(H^-1)), when ``return_se`` was set.
+    n_iter : int
+        Outer iterations: Newton steps, fixed-point sweeps or CG steps.
+    converged : bool
+        Whether ``grad_norm <= tol``.
+    grad_norm : float
+        Infinity norm of the gradient of the objective at ``scores``.
+    method : str
+        The method that ran ("newton", "mm", "newman" or "cg").
+    device : str
+        "cpu" or "cuda".
+    n_components : int
+        Connected components of the comparison graph (isolated items count).
+    objective : float
+        The objective F at ``scores``.
+    labels : ndarray of int32, shape (n_items,)
+        Component of each item, numbered in order of each component's first item.
+    se_method : str or None
+        "exact", "local" or "exact+local" (see :mod:`pycomp.standard_errors`).
+    model : str
+        "bt" or "gaussian".
+    n_inner : int
+        Inner iterations (CG steps inside Newton), summed.
+    """
+
+    scores: np.ndarray
+    se: Optional[np.ndarray]
+    n_iter: int
+    converged: bool
+    grad_norm: float
+    method: str
+    device: str
+    n_components: int
+    objective: float
+    labels: np.ndarray = field(repr=False)
+    se_method: Optional[str] = None
+    model: str = "bt"
+    n_inner: int = 0
+
+    @property
+    def n_items(self) -> int:
+        """Number of items scored."""
+        return int(self.scores.shape[0])
+
+
+def solve(
+    i: Any,
+    j: Any = None,
+    p: Any = None,
+    *,
+    weights: Any = None,
+    n_items: Optional[int] = None,
+    model: str = "bt",
+    method: str = "auto",
+    alpha: float = 1.0,
+    beta: float = 0.5,
+    tol: float = 1e-8,
+    max_iter: Optional[int] = None,
+    device: str = "auto",
+    return_se: bool = False,
+    se_method: str = "auto",
+    n_threads: Optional[int] = None,
+) -> Solution:
+    """Fit scores to pairwise comparisons with a product-of-experts model.
+
+    PoE-BT (``model="bt"``) minimises
+    ``F(s) = -sum_k w_k [p_k log sig(s_i - s_j) + (1 - p_k) log sig(s_j - s_i)]
+    - alpha sum_a [log sig(s_a) + log sig(-s_a)]``: each comparison is an expert on
+    ``s_i - s_j`` and the prior is alpha virtual wins and losses of every item
+    against a virtual item of score 0 (Newman 2023). PoE-Gaussian
+    (``model="gaussian"``) minimises ``1/2 sum_k w_k (s_i - s_j - (p_k - beta))^2
+    + alpha/2 ||s||^2``. With ``alpha = 0`` scores are centred to mean 0 in each
+    connected component.
+
+    Parameters
+    ----------
+    i, j : array_like of int, shape (m,)
+        Item indices of each comparison. With ``j=None``, ``i`` may be an (m, 2)
+        array of (winner, loser) rows.
+    p : array_like of float, shape (m,), optional
+        Probability that ``i`` beats ``j`` (hard wins 1, ties 0.5). None: ``i`` won.
+    weights : array_like of float, shape (m,), optional
+        Non-negative weight of each comparison (default 1).
+    n_items : int, optional
+        Number of items (default: largest index + 1). Items that appear in no
+        comparison get score 0 (their prior mode).
+    model : {"bt", "gaussian"}
+    method : str
+        PoE-BT: "newton" (Newton with preconditioned CG, the default for "auto"),
+        "mm" (Hunter's MM) or "newman" (Newman's fixed point). PoE-Gaussian: "cg".
+    alpha : float
+        Prior strength, >= 0. With 0 and hard outcomes the optimum may not exist
+        (an item that won all its comparisons): a ValueError says which items.
+    beta : float
+        PoE-Gaussian offset: the expected score difference is ``p - beta``.
+    tol : float
+        Stop when the infinity norm of the gradient of the objective is <= tol.
+    max_iter : int, optional
+        Outer iteration limit (default 100 Newton steps, 10000 sweeps or CG steps).
+    device : {"auto", "cpu", "cuda"}
+        Where to solve; "auto" is the CPU until the CUDA backend is built.
+    return_se : bool
+        Compute standard errors sqrt(diag(H^-1)) (see :mod:`pycomp.standard_errors`).
+    se_method : {"auto", "exact", "local"}
+    n_threads : int, optional
+        OpenMP threads (default: all for large problems, 1 below 20,000 comparisons).
+
+    Returns
+    -------
+    Solution
+
+    Raises
+    ------
+    ValueError
+        Bad values (naming the field and the first bad row, e.g. ``i[17] = 12 is
+        outside [0, n_items=10)``), bad options, or an optimum that does not exist.
+    TypeError
+        Arrays of the wrong type.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When ``max_iter`` is reached before ``tol``.
+    GraphWarning
+        When ``alpha = 0`` and the graph is disconnected: each component is solved
+        and centred separately, and scores are not comparable across components.
+
+    Examples
+    --------
+    >>> import pycomp
+    >>> sol = pycomp.solve([0, 1, 2, 0], [1, 2, 0, 2], [0.9, 0.8, 0.3, 0.6])
+    >>> sol.scores.round(3)
+    array([ 0.426, -0.081, -0.342])
+    """
+    model = check.choice(model, "model", MODELS)
+    method = check.choice(method, "method", METHODS[model])
+    device = check.choice(device, "device", DEVICES)
+    se_method = check.choice(se_method, "se_method", SE_METHODS)
+    alpha = check.real(alpha, "alpha", minimum=0.0)
+    beta = check.real(beta, "beta")
+    tol = check.real(tol, "tol", minimum=0.0, strict=True)
+    if method == "auto":
+        method = "newton" if model == "bt" else "cg"
+    max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else check.integer(max_iter, "max_iter", minimum=0)
+    if n_items is not None:
+        n_items = check.integer(n_items, "n_items", minimum=2)
+
+    i, j = check.split_pairs(i, j)
+    i = check.index_array(i, "i")
+    j = check.index_array(j, "j")
+    if j.shape[0] != i.shape[0]:
+        raise ValueError(f"j has length {j.shape[0]} but i has length {i.shape[0]}")
+    p = check.value_array(p, "p", i.shape[0])
+    weights = check.value_array(weights, "weights", i.shape[0])
+    if n_threads is None:
+        n_threads = 1 if i.shape[0] < SERIAL_BELOW else 0
+    else:
+        n_threads = check.integer(n_threads, "n_threads", minimum=0)
+    device = _resolve_device(device)
+
+    if model == "bt":
+        raw = _core.solve_bt(i, j, p, weights, n_items, method, alpha, tol, max_iter, n_threads)
+    else:
+        raw = _core.solve_gaussian(i, j, p, weights, n_items, alpha, beta, tol, max_iter, n_threads)
+
+    sol = Solution(
+        scores=raw["scores"],
+        se=None,
+        n_iter=int(raw["n_iter"]),
+        converged=bool(raw["converged"]),
+        grad_norm=float(raw["grad_norm"]),
+        method=method,
+        device=device,
+        n_components=int(raw["n_components"]),
+        objective=float(raw["objective"]),
+        labels=raw["labels"],
+        model=model,
+        n_inner=int(raw["n_inner"]),
+    )
+    if not sol.converged:
+        warnings.warn(
+            f"pycomp.solve ({model}, {method}) stopped after {sol.n_iter} iterations with "
+            f"||grad||_inf = {sol.grad_norm:.3g} > tol = {tol:g}; raise max_iter or tol",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    if alpha == 0.0 and sol.n_components > 1:
+        warnings.warn(
+            f"the comparison graph has {sol.n_components} connected components and alpha = 0: "
+            "each component was solved and centred separately, so scores are not comparable "
+            "across components (use alpha > 0 to tie them together)",
+            GraphWarning,
+            stacklevel=2,
+        )
+    if return_se:
+        curv, prior, scale = hessian_parts(
+            sol.scores, i, j, p, weights, model=model, alpha=alpha, beta=beta, n_components=sol.n_components
+        )
+        se, sol.se_method = standard_errors(i, j, curv, prior, sol.labels, method=se_method, n_threads=n_threads)
+        sol.se = se * np.sqrt(scale)
+    return sol
+
+
+def _resolve_device(device: str) -> str:
+    if device == "cuda":
+        info = _core.build_info()
+        reason = info["cuda_unavailable_reason"] or "the CUDA solvers are not part of this build yet"
+        raise RuntimeError(f"device='cuda' was requested but the CUDA backend cannot be used: {reason}")
+    return "cpu"

@@ -1,0 +1,167 @@
+"""Standard errors of PoE scores: sqrt(diag(H^-1)) of the objective's Hessian.
+
+The Hessian of both PoE objectives is a weighted graph Laplacian plus a diagonal
+prior term: edge weights are the per-comparison curvatures (``w sig(d) sig(-d)`` for
+PoE-BT, ``w`` for PoE-Gaussian) and the diagonal is the prior's curvature. It is
+block-diagonal over the connected components, so each component is handled alone:
+
+* ``exact``: a dense inverse per component (components of the same size are
+  inverted together as one stacked array). With no prior the Laplacian is singular
+  and the pseudo-inverse on the centred subspace is used, via
+  ``pinv(L) = inv(L + 11'/k) - 11'/k`` for a connected component of k items.
+* ``local``: a one-pass approximation from the compiled core for large components,
+  ``var_a ~= 1 / (H_aa - sum_b C_ab^2 / H_bb)`` (the Schur complement of item a with
+  its neighbours' block replaced by its diagonal). It is exact on stars and, on
+  random graphs of average degree 8 to 20, within a few percent of the exact values
+  (``tests/test_standard_errors.py`` measures it).
+
+Isolated items with no prior (alpha = 0) carry no information: their se is NaN.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from pycomp import _core
+
+EXACT_MAX_COMPONENT = 2000
+"""Largest component handled by the dense inverse when ``se_method="auto"``."""
+
+EXACT_HARD_LIMIT = 8000
+"""Largest component ``se_method="exact"`` accepts (a dense k x k float64 matrix)."""
+
+
+def hessian_parts(
+    scores: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    p: Optional[np.ndarray],
+    weights: Optional[np.ndarray],
+    *,
+    model: str,
+    alpha: float,
+    beta: float,
+    n_components: int = 1,
+) -> Tuple[np.ndarray, np.ndarray, float]:
+    """Per-comparison curvature, per-item prior curvature and the variance scale.
+
+    Returns
+    -------
+    curv : ndarray, shape (m,)
+    prior : ndarray, shape (n_items,)
+    scale : float
+        1 for PoE-BT; for PoE-Gaussian the residual variance
+        sigma^2 = sum w r^2 / (comparisons with w > 0 - (n_items - n_components)).
+    """
+    w = np.ones(i.shape[0]) if weights is None else weights
+    d = scores[i] - scores[j]
+    if model == "bt":
+        e = np.exp(-np.abs(d))
+        curv = w * e / (1.0 + e) ** 2
+        es = np.exp(-np.abs(scores))
+        prior = 2.0 * alpha * es / (1.0 + es) ** 2
+        return curv, prior, 1.0
+    pk = np.ones(i.shape[0]) if p is None else p
+    resid = d - (pk - beta)
+    used = int(np.count_nonzero(w > 0))
+    dof = max(used - (scores.shape[0] - n_components), 1)
+    return w.astype(np.float64, copy=True), np.full(scores.shape[0], float(alpha)), float(np.sum(w * resid**2) / dof)
+
+
+def standard_errors(
+    i: np.ndarray,
+    j: np.ndarray,
+    curv: np.ndarray,
+    prior: np.ndarray,
+    labels: np.ndarray,
+    *,
+    method: str = "auto",
+    n_threads: int = 0,
+) -> Tuple[np.ndarray, str]:
+    """sqrt(diag(H^-1)) for H = Laplacian(curv) + diag(prior), per component.
+
+    Parameters
+    ----------
+    i, j : ndarray of int, shape (m,)
+    curv : ndarray of float64, shape (m,)
+        Non-negative curvature of each comparison.
+    prior : ndarray of float64, shape (n_items,)
+        Prior curvature of each item (0 without a prior).
+    labels : ndarray of int, shape (n_items,)
+        Connected component of each item.
+    method : {"auto", "exact", "local"}
+        "auto" uses the dense inverse for components of up to
+        ``EXACT_MAX_COMPONENT`` items and the local approximation above.
+
+    Returns
+    -------
+    se : ndarray of float64, shape (n_items,)
+    used : str
+        "exact", "local" or "exact+local".
+    """
+    n = prior.shape[0]
+    sizes = np.bincount(labels, minlength=labels.max() + 1)
+    if method == "exact" and sizes.max() > EXACT_HARD_LIMIT:
+        raise ValueError(
+            f"se_method='exact' needs a dense matrix per component, but component {int(sizes.argmax())} "
+            f"has {int(sizes.max())} items (limit {EXACT_HARD_LIMIT}); use se_method='local' or 'auto'"
+        )
+    limit = {"exact": EXACT_HARD_LIMIT, "local": 0, "auto": EXACT_MAX_COMPONENT}[method]
+    exact_comp = sizes <= limit
+    var = np.empty(n)
+    exact_items = exact_comp[labels]
+    used = set()
+    if exact_items.any():
+        var[exact_items] = _exact_variance(i, j, curv, prior, labels, sizes, exact_comp)[exact_items]
+        used.add("exact")
+    if not exact_items.all():
+        local = _core.local_variance(i, j, curv, prior, n, n_threads)
+        var[~exact_items] = local[~exact_items]
+        used.add("local")
+    return np.sqrt(var), "+".join(sorted(used))
+
+
+def _exact_variance(i, j, curv, prior, labels, sizes, exact_comp) -> np.ndarray:
+    n = prior.shape[0]
+    var = np.full(n, np.nan)
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n) - starts[labels[order]]
+    edge_comp = labels[i]
+    has_prior = np.bincount(labels, weights=(prior > 0).astype(float), minlength=sizes.shape[0]) > 0
+    for k in np.unique(sizes[exact_comp]):
+        comps = np.flatnonzero(exact_comp & (sizes == k))
+        slot = np.full(sizes.shape[0], -1, dtype=np.int64)
+        slot[comps] = np.arange(comps.size)
+        H = np.zeros((comps.size, k, k))
+        items = np.flatnonzero(slot[labels] >= 0)
+        H[slot[labels[items]], pos[items], pos[items]] = prior[items]
+        sel = np.flatnonzero(slot[edge_comp] >= 0)
+        if sel.size:
+            s, a, b, c = slot[edge_comp[sel]], pos[i[sel]], pos[j[sel]], curv[sel]
+            flat = H.reshape(-1)
+            np.add.at(flat, (s * k + a) * k + a, c)
+            np.add.at(flat, (s * k + b) * k + b, c)
+            np.add.at(flat, (s * k + a) * k + b, -c)
+            np.add.at(flat, (s * k + b) * k + a, -c)
+        # Components without a prior are singular along their constant vector.
+        singular = ~has_prior[comps]
+        diag = np.empty((comps.size, k))
+        if np.any(singular):
+            Hs = H[singular] + 1.0 / k
+            diag[singular] = np.diagonal(_inverse(Hs), axis1=1, axis2=2) - 1.0 / k
+        if not np.all(singular):
+            diag[~singular] = np.diagonal(_inverse(H[~singular]), axis1=1, axis2=2)
+        var[items] = diag[slot[labels[items]], pos[items]]
+    isolated = (sizes[labels] == 1) & ~(prior > 0)
+    var[isolated] = np.nan
+    return np.maximum(var, 0.0)
+
+
+def _inverse(H: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(H, hermitian=True)
