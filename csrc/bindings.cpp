@@ -119,7 +119,7 @@ Input read_input(const py::handle& i, const py::handle& j, const py::handle& p, 
     auto largest = [&](auto* a, auto* b) {
       long long mx = -1;
 #ifdef PYCOMP_WITH_OPENMP
-#pragma omp parallel for schedule(static) reduction(max : mx)
+#pragma omp parallel for schedule(static) reduction(max : mx) if (m >= 20000)
 #endif
       for (count_t k = 0; k < m; ++k) mx = std::max<long long>(mx, std::max<long long>(a[k], b[k]));
       return mx;
@@ -219,8 +219,10 @@ PYBIND11_MODULE(_core, m) {
           py::gil_scoped_release release;
           GraphInfo graph = cpu::connected_components(in.view);
           if (alpha == 0.0) cpu::require_bt_optimum_exists(in.view, graph);
-          res = meth == BtMethod::Newton ? cpu::bt_newton(in.view, opt, graph)
-                                         : cpu::bt_fixed_point(in.view, opt, graph, meth);
+          const cpu::ItemGraph items = cpu::build_item_graph(in.view, cpu::resolve_threads(n_threads, in.view.m));
+          const cpu::CpuKernels& kernels = cpu::cpu_kernels();
+          res = meth == BtMethod::Newton ? kernels.bt_newton(items, opt, graph)
+                                         : kernels.bt_fixed_point(items, opt, graph, meth);
           res.graph = std::move(graph);
         }
         return to_dict(res);
@@ -244,7 +246,11 @@ n_components, labels, component_sizes.)doc");
         {
           py::gil_scoped_release release;
           GraphInfo graph = cpu::connected_components(in.view);
-          res = cpu::gaussian_cg(in.view, opt, graph);
+          // PoE-Gaussian only needs the weights: a graph without p.
+          Comparisons weights_only = in.view;
+          weights_only.p = nullptr;
+          const cpu::ItemGraph items = cpu::build_item_graph(weights_only, cpu::resolve_threads(n_threads, in.view.m));
+          res = cpu::cpu_kernels().gaussian_cg(in.view, items, opt, graph);
           res.graph = std::move(graph);
         }
         return to_dict(res);
@@ -279,7 +285,7 @@ n_components, labels, component_sizes.)doc");
         std::vector<double> var;
         {
           py::gil_scoped_release release;
-          var = cpu::local_variance(in.view, in.view.w, pr->data(), n_threads);
+          var = cpu::local_variance(in.view, in.view.w, pr->data(), cpu::resolve_threads(n_threads, in.view.m));
         }
         return to_numpy(var);
       },
@@ -301,6 +307,7 @@ n_components, labels, component_sizes.)doc");
     info["cuda_device_count"] = pycomp::cuda_device_count();
     info["cuda_unavailable_reason"] = pycomp::cuda_unavailable_reason();
     info["compiler"] = __VERSION__;
+    info["cpu_kernels"] = pycomp::cpu::cpu_kernels().isa;
     return info;
   });
 }

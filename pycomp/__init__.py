@@ -3,7 +3,14 @@
 The solver API needs numpy only: :func:`solve` and the estimators
 :class:`BradleyTerry` and :class:`PoEGaussian` over the compiled core.
 """
-from pycomp import baselines
+import os
+
+# libgomp busy-waits between parallel regions by default, which makes every thread
+# crawl when the machine is shared (measured: 20-60x slower on a loaded 2-core box).
+# Passive waiting costs microseconds per pass; it must be set before _core loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pycomp import baselines  # noqa: E402
 from pycomp._core import build_info as _core_build_info
 from pycomp.estimators import BradleyTerry, PoEGaussian
 from pycomp.exceptions import ConvergenceWarning, GraphWarning, NotFittedError

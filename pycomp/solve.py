@@ -17,8 +17,6 @@ METHODS = {"bt": ("auto", "newton", "mm", "newman"), "gaussian": ("auto", "cg")}
 DEVICES = ("auto", "cpu", "cuda")
 SE_METHODS = ("auto", "exact", "local")
 DEFAULT_MAX_ITER = {"newton": 100, "mm": 10000, "newman": 10000, "cg": 10000}
-SERIAL_BELOW = 20000
-"""Problems with fewer comparisons run on one thread (thread start-up would dominate)."""
 
 
 @dataclass
@@ -184,10 +182,7 @@ def solve(
         raise ValueError(f"j has length {j.shape[0]} but i has length {i.shape[0]}")
     p = check.value_array(p, "p", i.shape[0])
     weights = check.value_array(weights, "weights", i.shape[0])
-    if n_threads is None:
-        n_threads = 1 if i.shape[0] < SERIAL_BELOW else 0
-    else:
-        n_threads = check.integer(n_threads, "n_threads", minimum=0)
+    n_threads = 0 if n_threads is None else check.integer(n_threads, "n_threads", minimum=0)
     device = _resolve_device(device)
 
     if model == "bt":

@@ -14,6 +14,7 @@
 #include "core/common.h"
 
 namespace pycomp {
+PYCOMP_ISA_BEGIN
 
 // exp(x) for x <= 0, accurate to about 1 ulp. On the CPU it is branch-free so that
 // loops over blocks of comparisons vectorise (glibc's exp does not); x below -708
@@ -22,8 +23,12 @@ PYCOMP_HD double exp_nonpositive(double x) {
 #if defined(__CUDA_ARCH__)
   return exp(x);
 #else
-  x = x < -708.0 ? -708.0 : x;
-  const double kd = nearbyint(x * 1.4426950408889634);  // x = k ln2 + r, |r| <= ln2 / 2
+  x = fmax(x, -708.0);
+  // x = k ln2 + r with |r| <= ln2 / 2. Adding 1.5 * 2^52 rounds x / ln2 to the integer
+  // k, which then sits in the low bits of the sum: no libm call, and it vectorises.
+  const double shifter = 6755399441055744.0;
+  const double shifted = x * 1.4426950408889634 + shifter;
+  const double kd = shifted - shifter;
   const double r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
   double q = 1.0 / 6227020800.0;  // Taylor series of exp(r) to r^13 / 13!: error < 1e-17 on |r| <= ln2 / 2
   q = q * r + 1.0 / 479001600.0;
@@ -39,10 +44,43 @@ PYCOMP_HD double exp_nonpositive(double x) {
   q = q * r + 0.5;
   q = q * r + 1.0;
   q = q * r + 1.0;
-  const long long bits = (static_cast<long long>(kd) + 1023) << 52;  // 2^k
+  long long bits;
+  __builtin_memcpy(&bits, &shifted, sizeof bits);
+  bits = (bits - 0x4338000000000000LL + 1023) << 52;  // 2^k
   double scale;
   __builtin_memcpy(&scale, &bits, sizeof scale);
   return q * scale;
+#endif
+}
+
+// log(1 + e) for e in [0, 1], accurate to about 1 ulp and vectorisable: with
+// z = e / (2 + e) in [0, 1/3], log(1 + e) = 2 atanh(z) = 2 sum_k z^(2k+1) / (2k+1),
+// summed to k = 17 (the next term is below 2e-19 relative).
+PYCOMP_HD double log1p_unit(double e) {
+#if defined(__CUDA_ARCH__)
+  return log1p(e);
+#else
+  const double z = e / (2.0 + e);
+  const double w = z * z;
+  double q = 1.0 / 35.0;
+  q = q * w + 1.0 / 33.0;
+  q = q * w + 1.0 / 31.0;
+  q = q * w + 1.0 / 29.0;
+  q = q * w + 1.0 / 27.0;
+  q = q * w + 1.0 / 25.0;
+  q = q * w + 1.0 / 23.0;
+  q = q * w + 1.0 / 21.0;
+  q = q * w + 1.0 / 19.0;
+  q = q * w + 1.0 / 17.0;
+  q = q * w + 1.0 / 15.0;
+  q = q * w + 1.0 / 13.0;
+  q = q * w + 1.0 / 11.0;
+  q = q * w + 1.0 / 9.0;
+  q = q * w + 1.0 / 7.0;
+  q = q * w + 1.0 / 5.0;
+  q = q * w + 1.0 / 3.0;
+  q = q * w + 1.0;
+  return 2.0 * z * q;
 #endif
 }
 
@@ -55,9 +93,10 @@ struct Sigmoid {
 PYCOMP_HD Sigmoid sigmoid_parts(double d) {
   const double e = exp_nonpositive(-fabs(d));  // in (0, 1]
   const double inv = 1.0 / (1.0 + e);
+  const bool nonneg = d >= 0;
   Sigmoid s;
-  s.pos = d >= 0 ? inv : e * inv;
-  s.neg = d >= 0 ? e * inv : inv;
+  s.pos = (nonneg ? 1.0 : e) * inv;
+  s.neg = (nonneg ? e : 1.0) * inv;
   return s;
 }
 
@@ -72,11 +111,12 @@ struct BtTerms {
 template <bool WithLoss>
 PYCOMP_HD BtTerms bt_terms_given_exp(double d, double e, double wins, double total) {
   const double inv = 1.0 / (1.0 + e);
-  const double sig = d >= 0 ? inv : e * inv;
+  const double sig = (d >= 0 ? 1.0 : e) * inv;
   BtTerms t;
   t.grad = total * sig - wins;
   t.curv = total * e * inv * inv;
-  t.loss = WithLoss ? -total * ((d >= 0 ? 0.0 : d) - log1p(e)) + (total - wins) * d : 0.0;
+  // -log sig(d) = log1p(e) - min(d, 0); -log sig(-d) = -log sig(d) + d.
+  t.loss = WithLoss ? total * (log1p_unit(e) - fmin(d, 0.0)) + (total - wins) * d : 0.0;
   return t;
 }
 
@@ -134,4 +174,5 @@ PYCOMP_HD BtTerms bt_prior_terms(double s, double alpha) {
   return bt_terms<WithLoss>(s, alpha, 2.0 * alpha);
 }
 
+PYCOMP_ISA_END
 }  // namespace pycomp

@@ -9,6 +9,16 @@
 #define PYCOMP_HD inline
 #endif
 
+// The CPU kernels are compiled twice, for the x86-64 baseline and for AVX2 + FMA,
+// and picked at run time. Every function a kernel inlines lives in an inline
+// namespace named after the instruction set, so the two builds never share (and
+// the linker never merges) a function compiled for the other.
+#ifndef PYCOMP_ISA_TAG
+#define PYCOMP_ISA_TAG isa_base
+#endif
+#define PYCOMP_ISA_BEGIN inline namespace PYCOMP_ISA_TAG {
+#define PYCOMP_ISA_END }
+
 namespace pycomp {
 
 using index_t = std::int32_t;  // item index; n_items < 2^31
@@ -30,6 +40,7 @@ struct Comparisons {
 }  // namespace pycomp
 
 namespace pycomp {
+PYCOMP_ISA_BEGIN
 
 // Per-comparison weights of a Comparisons view, with the absent arrays folded into
 // the type so that the hot loops carry no branches for them.
@@ -56,4 +67,5 @@ auto with_edge_weights(const Comparisons& c, F&& f) {
   return f(EdgeWeights<false, false>{nullptr, nullptr});
 }
 
+PYCOMP_ISA_END
 }  // namespace pycomp

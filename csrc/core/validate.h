@@ -25,7 +25,7 @@ template <class Bad>
 count_t first_bad_row(count_t m, Bad&& bad) {
   count_t first = m;
 #ifdef PYCOMP_WITH_OPENMP
-#pragma omp parallel for schedule(static) reduction(min : first)
+#pragma omp parallel for schedule(static) reduction(min : first) if (m >= 20000)
 #endif
   for (count_t k = 0; k < m; ++k) {
     if (k < first && bad(k)) first = k;

@@ -14,7 +14,7 @@ namespace pycomp {
 namespace cpu {
 
 std::vector<double> local_variance(const Comparisons& c, const double* curv, const double* prior, int n_threads) {
-  const int threads = resolve_threads(n_threads);
+  const int threads = n_threads;
   const index_t n = c.n;
   // Sum the curvature of repeated pairs: the formula needs C_ab per distinct neighbour.
   std::vector<std::pair<std::uint64_t, double>> pairs(static_cast<size_t>(c.m));

@@ -9,6 +9,7 @@
 
 namespace pycomp {
 namespace cpu {
+PYCOMP_ISA_BEGIN
 
 struct PcgScratch {
   explicit PcgScratch(index_t n) : r(n), z(n), p(n), q(n) {}
@@ -57,5 +58,6 @@ int pcg(index_t n, int threads, Apply&& apply, const double* diag, const double*
   return step;
 }
 
+PYCOMP_ISA_END
 }  // namespace cpu
 }  // namespace pycomp

@@ -5,6 +5,7 @@
 
 #include "core/common.h"
 #include "core/solver_types.h"
+#include "cpu/item_graph.h"
 
 namespace pycomp {
 namespace cpu {
@@ -17,14 +18,34 @@ GraphInfo connected_components(const Comparisons& c);
 // std::invalid_argument naming an offending group of items otherwise.
 void require_bt_optimum_exists(const Comparisons& c, const GraphInfo& graph);
 
-// PoE-BT by Newton with a Jacobi-preconditioned CG solve of the Hessian and a line search.
-SolveResult bt_newton(const Comparisons& c, const SolveOptions& opt, const GraphInfo& graph);
+// The solver kernels, compiled once per instruction set (see common.h):
+//   bt_newton      PoE-BT by Newton with a Jacobi-preconditioned CG solve of the Hessian
+//   bt_fixed_point PoE-BT by Hunter's MM or Newman's fixed point (damped when it oscillates)
+//   gaussian_cg    PoE-Gaussian by preconditioned CG on (L_w + alpha I) s = b
+#define PYCOMP_DECLARE_CPU_KERNELS                                                                          \
+  SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const GraphInfo& info);           \
+  SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, const GraphInfo& info,        \
+                             BtMethod method);                                                             \
+  SolveResult gaussian_cg(const Comparisons& c, const ItemGraph& graph, const SolveOptions& opt,            \
+                          const GraphInfo& info);
 
-// PoE-BT by Hunter's MM (Zermelo) iteration or Newman's fixed point (damped when it oscillates).
-SolveResult bt_fixed_point(const Comparisons& c, const SolveOptions& opt, const GraphInfo& graph, BtMethod method);
+PYCOMP_ISA_BEGIN
+PYCOMP_DECLARE_CPU_KERNELS
+PYCOMP_ISA_END
+#ifdef PYCOMP_WITH_AVX2_KERNELS
+namespace isa_avx2 {
+PYCOMP_DECLARE_CPU_KERNELS
+}  // namespace isa_avx2
+#endif
 
-// PoE-Gaussian by preconditioned CG on (L_w + alpha I) s = b.
-SolveResult gaussian_cg(const Comparisons& c, const SolveOptions& opt, const GraphInfo& graph);
+// The kernels for this CPU: AVX2 + FMA when built and supported, else the baseline.
+struct CpuKernels {
+  const char* isa;
+  SolveResult (*bt_newton)(const ItemGraph&, const SolveOptions&, const GraphInfo&);
+  SolveResult (*bt_fixed_point)(const ItemGraph&, const SolveOptions&, const GraphInfo&, BtMethod);
+  SolveResult (*gaussian_cg)(const Comparisons&, const ItemGraph&, const SolveOptions&, const GraphInfo&);
+};
+const CpuKernels& cpu_kernels();
 
 // Local approximation of diag(H^-1) for H = weighted Laplacian (edge weights curv) + diag(prior):
 //   var_a ~= 1 / (H_aa - sum_b C_ab^2 / H_bb), C_ab the summed curvature of all comparisons of a and b.

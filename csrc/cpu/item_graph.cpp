@@ -1,0 +1,179 @@
+// Building the by-item (CSR) comparison graph from the comparison arrays.
+//
+// Each comparison k becomes two entries, (i_k -> j_k) in row i_k and (j_k -> i_k) in
+// row j_k. A direct counting sort would write 2m entries to random places of a
+// 2m-long array; instead the entries are first partitioned by block of 4096 rows
+// (a few hundred sequential write streams), then each block, small enough for the
+// cache, is sorted by row. Both steps are stable, so a row lists its entries in
+// comparison order whatever the thread count.
+#include <algorithm>
+#include <vector>
+
+#include "cpu/item_graph.h"
+
+namespace pycomp {
+namespace cpu {
+namespace {
+
+constexpr int kBlockBits = 12;
+
+// An entry on its way to its row; only the fields its kind needs.
+template <EntryKind K>
+struct Staged {
+  index_t row;
+  index_t nbr;
+  double wins;
+  double total;
+};
+template <>
+struct Staged<EntryKind::Soft> {
+  index_t row;
+  index_t nbr;
+  double wins;
+};
+template <>
+struct Staged<EntryKind::Hard> {
+  index_t row;
+  index_t nbr;
+};
+
+template <EntryKind K>
+Staged<K> staged_entry(index_t row, index_t nbr, double wins, double total) {
+  if constexpr (K == EntryKind::Hard) {
+    (void)wins;
+    (void)total;
+    return Staged<K>{row, nbr};
+  } else if constexpr (K == EntryKind::Soft) {
+    (void)total;
+    return Staged<K>{row, nbr, wins};
+  } else {
+    return Staged<K>{row, nbr, wins, total};
+  }
+}
+
+template <bool HasP, bool HasW, EntryKind K>
+void place_entries(const Comparisons& c, ItemGraph& g, int threads) {
+  const index_t n = c.n;
+  const count_t m = c.m;
+  const EdgeWeights<HasP, HasW> ew{c.p, c.w};
+  const index_t n_blocks = (n >> kBlockBits) + 1;
+  const int T = std::max(1, threads);
+  auto keep = [&](count_t k) { return !HasW || c.w[k] > 0; };
+
+  // Pass 1: per-thread entry counts per block of rows.
+  std::vector<count_t> counts(static_cast<size_t>(T) * n_blocks, 0);
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+#endif
+  for (int t = 0; t < T; ++t) {
+    count_t* cnt = counts.data() + static_cast<size_t>(t) * n_blocks;
+    for (count_t k = m * t / T; k < m * (t + 1) / T; ++k) {
+      if (!keep(k)) continue;
+      ++cnt[c.i[k] >> kBlockBits];
+      ++cnt[c.j[k] >> kBlockBits];
+    }
+  }
+  // Block b's entries start at block_start[b]; thread t writes its part after threads < t.
+  std::vector<count_t> block_start(n_blocks + 1, 0), cursor(counts.size());
+  count_t off = 0;
+  for (index_t b = 0; b < n_blocks; ++b) {
+    block_start[b] = off;
+    for (int t = 0; t < T; ++t) {
+      cursor[static_cast<size_t>(t) * n_blocks + b] = off;
+      off += counts[static_cast<size_t>(t) * n_blocks + b];
+    }
+  }
+  block_start[n_blocks] = off;
+  const count_t nnz = off;
+
+  // Pass 2: partition into blocks (staged), keeping comparison order.
+  big_vector<Staged<K>> staged(static_cast<size_t>(nnz));
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+#endif
+  for (int t = 0; t < T; ++t) {
+    count_t* cur = cursor.data() + static_cast<size_t>(t) * n_blocks;
+    for (count_t k = m * t / T; k < m * (t + 1) / T; ++k) {
+      if (!keep(k)) continue;
+      const index_t a = c.i[k], b = c.j[k];
+      const double total = ew.total(k), wins = ew.wins(k);
+      // In Hard graphs, b's entry stores ~a: b lost to a.
+      staged[cur[a >> kBlockBits]++] = staged_entry<K>(a, b, wins, total);
+      staged[cur[b >> kBlockBits]++] = staged_entry<K>(b, K == EntryKind::Hard ? ~a : a, total - wins, total);
+    }
+  }
+
+  // Pass 3: sort each block by row (stable) into the final arrays.
+  g.nnz = nnz;
+  g.start.assign(static_cast<size_t>(n) + 1, 0);
+  g.nbr.assign(static_cast<size_t>(nnz + kPrefetch), 0);
+  if (K != EntryKind::Hard) g.wins.resize(static_cast<size_t>(nnz));
+  if (K == EntryKind::Weighted) g.total.resize(static_cast<size_t>(nnz));
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel num_threads(T)
+#endif
+  {
+    std::vector<count_t> row_cursor(static_cast<size_t>(1) << kBlockBits);
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+    for (index_t blk = 0; blk < n_blocks; ++blk) {
+      const index_t first = blk << kBlockBits;
+      const index_t rows = std::min<index_t>(n - first, static_cast<index_t>(1) << kBlockBits);
+      if (rows <= 0) continue;
+      std::fill(row_cursor.begin(), row_cursor.begin() + rows, 0);
+      const count_t lo = block_start[blk], hi = block_start[blk + 1];
+      for (count_t e = lo; e < hi; ++e) ++row_cursor[staged[e].row - first];
+      count_t pos = lo;
+      for (index_t r = 0; r < rows; ++r) {
+        const count_t cnt = row_cursor[r];
+        g.start[first + r] = pos;
+        row_cursor[r] = pos;
+        pos += cnt;
+      }
+      for (count_t e = lo; e < hi; ++e) {
+        const Staged<K>& s = staged[e];
+        const count_t at = row_cursor[s.row - first]++;
+        g.nbr[at] = s.nbr;
+        if constexpr (K != EntryKind::Hard) g.wins[at] = s.wins;
+        if constexpr (K == EntryKind::Weighted) g.total[at] = s.total;
+      }
+    }
+  }
+  g.start[n] = nnz;
+}
+
+}  // namespace
+
+ItemGraph build_item_graph(const Comparisons& c, int threads) {
+  ItemGraph g;
+  g.n = c.n;
+  if (c.w) {
+    g.kind = EntryKind::Weighted;
+    if (c.p) place_entries<true, true, EntryKind::Weighted>(c, g, threads);
+    else place_entries<false, true, EntryKind::Weighted>(c, g, threads);
+  } else if (c.p) {
+    g.kind = EntryKind::Soft;
+    place_entries<true, false, EntryKind::Soft>(c, g, threads);
+  } else {
+    g.kind = EntryKind::Hard;
+    place_entries<false, false, EntryKind::Hard>(c, g, threads);
+  }
+  // Work chunks of about `target` entries (at least one row each), independent of
+  // the thread count so that chunked sums are reproducible.
+  const count_t target = std::max<count_t>(8192, g.nnz / 1024);
+  g.chunks.push_back(0);
+  count_t acc = 0;
+  for (index_t a = 0; a < g.n; ++a) {
+    acc += g.start[a + 1] - g.start[a] + 1;
+    if (acc >= target) {
+      g.chunks.push_back(a + 1);
+      acc = 0;
+    }
+  }
+  if (g.chunks.back() != g.n) g.chunks.push_back(g.n);
+  return g;
+}
+
+}  // namespace cpu
+}  // namespace pycomp

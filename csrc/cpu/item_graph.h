@@ -1,0 +1,121 @@
+// The comparison graph by item (CSR), the layout of every CPU pass: row a lists
+// one entry per comparison of item a, with the neighbour and a's side of the data.
+// Passes then gather scores of neighbours and sum in registers, with no scatter,
+// no atomics, and a summation order that does not depend on the thread count.
+#pragma once
+
+#include <vector>
+
+#include "core/common.h"
+#include "cpu/memory.h"
+#include "cpu/parallel.h"
+
+namespace pycomp {
+namespace cpu {
+
+// What an entry carries besides its neighbour.
+enum class EntryKind {
+  Hard,      // no p, no w: the neighbour index is stored as ~b when a lost
+  Soft,      // p, no w: wins = p_ab, total = 1
+  Weighted,  // w: wins = w p_ab, total = w
+};
+
+// How far ahead the gathers prefetch (entries).
+constexpr count_t kPrefetch = 16;
+
+struct ItemGraph {
+  index_t n = 0;
+  count_t nnz = 0;
+  EntryKind kind = EntryKind::Hard;
+  big_vector<count_t> start;   // [n + 1] row a is [start[a], start[a + 1])
+  big_vector<index_t> nbr;     // [nnz + kPrefetch] neighbour (Hard: ~b when a lost); padded with 0
+  big_vector<double> wins;     // [nnz] Soft, Weighted: a's win mass against the neighbour
+  big_vector<double> total;    // [nnz] Weighted: the comparison's weight
+  std::vector<index_t> chunks;  // row boundaries of work chunks of similar entry counts
+};
+
+// Builds the graph of c (comparisons of zero weight dropped) in four sequential,
+// cache-friendly passes: count per block of rows, partition into blocks, then sort
+// each block by row. Rows list their entries in comparison order.
+ItemGraph build_item_graph(const Comparisons& c, int threads);
+
+PYCOMP_ISA_BEGIN
+
+template <EntryKind K>
+struct Entries {
+  const index_t* nbr;
+  const double* wins_;
+  const double* total_;
+  PYCOMP_HD index_t neighbour(count_t e) const {
+    if (K == EntryKind::Hard) {
+      const index_t x = nbr[e];
+      return x >= 0 ? x : ~x;
+    }
+    return nbr[e];
+  }
+  PYCOMP_HD double wins(count_t e) const {
+    if (K == EntryKind::Hard) return nbr[e] >= 0 ? 1.0 : 0.0;
+    return wins_[e];
+  }
+  PYCOMP_HD double total(count_t e) const { return K == EntryKind::Weighted ? total_[e] : 1.0; }
+};
+
+// Calls f(Entries<K>{...}) with the kind of g.
+template <class F>
+auto with_entries(const ItemGraph& g, F&& f) {
+  switch (g.kind) {
+    case EntryKind::Hard:
+      return f(Entries<EntryKind::Hard>{g.nbr.data(), nullptr, nullptr});
+    case EntryKind::Soft:
+      return f(Entries<EntryKind::Soft>{g.nbr.data(), g.wins.data(), nullptr});
+    default:
+      return f(Entries<EntryKind::Weighted>{g.nbr.data(), g.wins.data(), g.total.data()});
+  }
+}
+
+// Entries of a row are handled in pieces of at most this many: gathered first, then
+// one vectorisable loop over the piece.
+constexpr int kPiece = 64;
+
+// Calls body(e0, len, d) for consecutive pieces [e0, e0 + len) of row a, with
+// d[t] = s[a] - s[neighbour(e0 + t)]; the gathers prefetch kPrefetch entries ahead.
+template <class E, class Body>
+inline void for_row_pieces(const ItemGraph& g, E en, index_t a, const double* s, Body&& body) {
+  double d[kPiece];
+  const double sa = s[a];
+  const count_t end = g.start[a + 1];
+  for (count_t e0 = g.start[a]; e0 < end; e0 += kPiece) {
+    const int len = static_cast<int>(std::min<count_t>(kPiece, end - e0));
+    for (int t = 0; t < len; ++t) {
+      __builtin_prefetch(s + en.neighbour(e0 + t + kPrefetch));
+      d[t] = sa - s[en.neighbour(e0 + t)];
+    }
+    body(e0, len, static_cast<const double*>(d));
+  }
+}
+
+// Runs row(a) -> ItemTotals for every item in parallel over g's work chunks and
+// returns the sum and the maximum. Partial sums are combined in chunk order, and the
+// chunks do not depend on the thread count, so results are bitwise reproducible.
+template <class Row>
+ItemTotals for_rows(const ItemGraph& g, int threads, Row&& row) {
+  const long long n_chunks = static_cast<long long>(g.chunks.size()) - 1;
+  std::vector<ItemTotals> partial(static_cast<size_t>(n_chunks));
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#endif
+  for (long long ch = 0; ch < n_chunks; ++ch) {
+    ItemTotals acc;
+    for (index_t a = g.chunks[ch]; a < g.chunks[ch + 1]; ++a) {
+      const ItemTotals r = row(a);
+      acc.sum += r.sum;
+      acc.max = std::max(acc.max, r.max);
+    }
+    partial[ch] = acc;
+  }
+  return combine(partial);
+}
+
+PYCOMP_ISA_END
+}  // namespace cpu
+}  // namespace pycomp

@@ -1,0 +1,51 @@
+"""Shared fixtures for the pycomp CPU test suite."""
+import os
+import warnings
+
+# CI and dev machines here are small and shared: with libgomp's default (spinning)
+# wait policy an oversubscribed 2-core box spends ~100 ms per parallel region.
+# Must be set before the compiled core (and libgomp) is loaded.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+# suite-wide: no deadlines (shared, loaded machines) and reproducible examples;
+# each fuzz test sets its own max_examples
+settings.register_profile("pycomp", deadline=None, derandomize=True)
+settings.load_profile("pycomp")
+
+
+@pytest.fixture
+def rng():
+    """A seeded random generator (each test gets a fresh one)."""
+    return np.random.default_rng(20240611)
+
+
+@pytest.fixture
+def solve_clean():
+    """Call ``pycomp.solve`` and fail on a ConvergenceWarning, or a GraphWarning with ``alpha == 0``.
+
+    (With ``alpha > 0`` the spec neither requires nor forbids a GraphWarning for
+    a disconnected graph, so it is not checked here.)
+
+    Returns
+    -------
+    callable
+        ``solve_clean(*args, **kwargs) -> pycomp.Solution``.
+    """
+    import pycomp
+
+    def run(*args, **kwargs):
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            sol = pycomp.solve(*args, **kwargs)
+        kinds = (pycomp.ConvergenceWarning,)
+        if kwargs.get("alpha", 1.0) == 0:
+            kinds += (pycomp.GraphWarning,)
+        bad = [w for w in rec if issubclass(w.category, kinds)]
+        assert not bad, f"unexpected warnings: {[str(w.message) for w in bad]}"
+        return sol
+
+    return run

@@ -1,0 +1,42 @@
+"""build_info / cuda_available describe this build consistently."""
+import importlib.metadata
+
+import pycomp
+
+
+def test_build_info_keys_and_types():
+    info = pycomp.build_info()
+    assert isinstance(info, dict)
+    for key in ("version", "openmp", "cuda_compiled", "cuda_device_count", "cuda_unavailable_reason"):
+        assert key in info, key
+    assert isinstance(info["openmp"], bool)
+    assert isinstance(info["cuda_compiled"], bool)
+    assert isinstance(info["cuda_device_count"], int) and info["cuda_device_count"] >= 0
+    assert isinstance(info["cuda_unavailable_reason"], str)
+
+
+def test_version_is_consistent():
+    info = pycomp.build_info()
+    assert info["version"] == pycomp.__version__ == importlib.metadata.version("pycomp")
+
+
+def test_cuda_available_agrees_with_build_info():
+    info = pycomp.build_info()
+    avail = pycomp.cuda_available()
+    assert isinstance(avail, bool)
+    assert avail == (info["cuda_compiled"] and info["cuda_device_count"] > 0)
+    # a reason is given exactly when CUDA cannot be used
+    assert (info["cuda_unavailable_reason"] == "") == avail
+
+
+def test_build_info_returns_a_copy():
+    info = pycomp.build_info()
+    info["version"] = "mutated"
+    assert pycomp.build_info()["version"] == pycomp.__version__
+
+
+def test_solution_reports_cpu_device_without_cuda():
+    sol = pycomp.solve([0, 1, 2], [1, 2, 0], [0.7, 0.6, 0.4], device="cpu")
+    assert sol.device == "cpu"
+    if not pycomp.cuda_available():
+        assert pycomp.solve([0, 1, 2], [1, 2, 0], [0.7, 0.6, 0.4], device="auto").device == "cpu"
