@@ -7,6 +7,20 @@ import warnings
 # Must be set before the compiled core (and libgomp) is loaded.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def _cuda_present() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+# Triton fixes its interpreter mode when it is first imported, by whichever test
+# module comes first: without a GPU the kernels run under the interpreter.
+if not _cuda_present():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import numpy as np
 import pytest
 from hypothesis import settings
