@@ -6,7 +6,7 @@
 #if defined(__CUDACC__)
 #define PYCOMP_HD __host__ __device__ __forceinline__
 #else
-#define PYCOMP_HD inline
+#define PYCOMP_HD inline __attribute__((always_inline))
 #endif
 
 // The CPU kernels are compiled twice, for the x86-64 baseline and for AVX2 + FMA,

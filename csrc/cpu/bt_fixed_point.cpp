@@ -48,29 +48,47 @@ SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, cons
       // One pass: the update direction and the gradient at the current scores.
       ItemTotals tot;
       if (method == BtMethod::MM) {
-        tot = for_rows(graph, threads, [&](index_t a) {
-          double expected = 2.0 * alpha * sigmoid_parts(s[a]).pos;
-          for_row_pieces(graph, en, a, s, [&](count_t e0, int len, const double* d) {
-#pragma omp simd reduction(+ : expected)
-            for (int t = 0; t < len; ++t) expected += en.total(e0 + t) * sigmoid_parts(d[t]).pos;
-          });
-          step[a] = (win_mass[a] > 0 && expected > 0) ? std::log(win_mass[a] / expected) : 0.0;
-          return ItemTotals{0.0, std::fabs(expected - win_mass[a])};
+        tot = for_chunks(graph, threads, [&](index_t a0, index_t a1) {
+          const count_t e0 = start[a0], len = start[a1] - e0;
+          double* d = scratch(0, len);
+          gather_differences(graph, en, a0, a1, s, d);
+          const auto local = en.offset(e0);  // a local copy vectorises; a captured reference does not
+#pragma omp simd
+          for (count_t t = 0; t < len; ++t) d[t] = local.total(t) * sigmoid_parts(d[t]).pos;
+          ItemTotals out;
+          for (index_t a = a0; a < a1; ++a) {
+            double expected = 2.0 * alpha * sigmoid_parts(s[a]).pos;
+            for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) expected += d[e];
+            step[a] = (win_mass[a] > 0 && expected > 0) ? std::log(win_mass[a] / expected) : 0.0;
+            out.max = std::max(out.max, std::fabs(expected - win_mass[a]));
+          }
+          return out;
         });
       } else {
-        tot = for_rows(graph, threads, [&](index_t a) {
-          const Sigmoid own = sigmoid_parts(s[a]);
-          double up = alpha * own.neg, down = alpha * own.pos;
-          for_row_pieces(graph, en, a, s, [&](count_t e0, int len, const double* d) {
-#pragma omp simd reduction(+ : up, down)
-            for (int t = 0; t < len; ++t) {
-              const NewmanTerms nt = newman_terms(d[t], en.wins(e0 + t), en.total(e0 + t));
-              up += nt.up;
-              down += nt.down;
+        tot = for_chunks(graph, threads, [&](index_t a0, index_t a1) {
+          const count_t e0 = start[a0], len = start[a1] - e0;
+          double* d = scratch(0, len);
+          double* down = scratch(1, len);
+          gather_differences(graph, en, a0, a1, s, d);
+          const auto local = en.offset(e0);  // a local copy vectorises; a captured reference does not
+#pragma omp simd
+          for (count_t t = 0; t < len; ++t) {
+            const NewmanTerms nt = newman_terms(d[t], local.wins(t), local.total(t));
+            d[t] = nt.up;
+            down[t] = nt.down;
+          }
+          ItemTotals out;
+          for (index_t a = a0; a < a1; ++a) {
+            const Sigmoid own = sigmoid_parts(s[a]);
+            double up_sum = alpha * own.neg, down_sum = alpha * own.pos;
+            for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) {
+              up_sum += d[e];
+              down_sum += down[e];
             }
-          });
-          step[a] = (up > 0 && down > 0) ? std::log(up / down) : 0.0;
-          return ItemTotals{0.0, std::fabs(down - up)};
+            step[a] = (up_sum > 0 && down_sum > 0) ? std::log(up_sum / down_sum) : 0.0;
+            out.max = std::max(out.max, std::fabs(down_sum - up_sum));
+          }
+          return out;
         });
       }
       gnorm = tot.max;

@@ -45,25 +45,42 @@ Eval evaluate(const ItemGraph& graph, E en, double alpha, const double* s, Works
   double* g = ws.g.data();
   double* diag = ws.diag.data();
   double* prior = ws.prior.data();
-  const ItemTotals tot = for_rows(graph, threads, [&](index_t a) {
-    const double sa = s[a];
-    double grad = 0.0, hess = 0.0, loss = 0.0;
-    for_row_pieces(graph, en, a, s, [&](count_t e0, int len, const double* d) {
-#pragma omp simd reduction(+ : grad, hess, loss)
-      for (int t = 0; t < len; ++t) {
-        const BtTerms bt = bt_terms<WithLoss>(d[t], en.wins(e0 + t), en.total(e0 + t));
-        grad += bt.grad;
-        hess += bt.curv;
-        loss += bt.loss;
-        curv[e0 + t] = static_cast<float>(bt.curv);
-      }
-    });
-    const BtTerms pr = bt_prior_terms<WithLoss>(sa, alpha);
-    g[a] = grad + pr.grad;
-    prior[a] = pr.curv;
-    diag[a] = hess + pr.curv;
+  const count_t* start = graph.start.data();
+  const ItemTotals tot = for_chunks(graph, threads, [&](index_t a0, index_t a1) {
+    const count_t e0 = start[a0], len = start[a1] - e0;
+    double* d = scratch(0, len);
+    double* gr = scratch(1, len);
+    double* cu = scratch(2, len);
+    gather_differences(graph, en, a0, a1, s, d);
+    // Local copies: captured references would be reloaded every iteration (they might
+    // alias the stores), which stops vectorisation.
+    const E local = en.offset(e0);
+    float* curv_out = curv + e0;
+    double loss = 0.0;
+#pragma omp simd reduction(+ : loss)
+    for (count_t t = 0; t < len; ++t) {
+      const BtTerms bt = bt_terms<WithLoss>(d[t], local.wins(t), local.total(t));
+      gr[t] = bt.grad;
+      cu[t] = bt.curv;
+      curv_out[t] = static_cast<float>(bt.curv);
+      loss += bt.loss;
+    }
     // Each comparison's loss is seen from both of its rows.
-    return ItemTotals{0.5 * loss + pr.loss, std::fabs(g[a])};
+    ItemTotals out{0.5 * loss, 0.0};
+    for (index_t a = a0; a < a1; ++a) {
+      double grad = 0.0, hess = 0.0;
+      for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) {
+        grad += gr[e];
+        hess += cu[e];
+      }
+      const BtTerms pr = bt_prior_terms<WithLoss>(s[a], alpha);
+      g[a] = grad + pr.grad;
+      prior[a] = pr.curv;
+      diag[a] = hess + pr.curv;
+      out.sum += pr.loss;
+      out.max = std::max(out.max, std::fabs(g[a]));
+    }
+    return out;
   });
   return Eval{WithLoss ? tot.sum : NAN, tot.max};
 }
@@ -84,16 +101,26 @@ int newton_direction(const ItemGraph& graph, E en, Workspace& ws, double target,
     dir[a] = 0.0;
     return ItemTotals{};
   });
-  auto hessian_times = [&](const double* v, double* out) {
-    return for_rows(graph, threads, [&](index_t a) {
-             const double va = v[a];
-             double acc = 0.0;
-             for (count_t e = start[a]; e < start[a + 1]; ++e) {
-               __builtin_prefetch(v + en.neighbour(e + kPrefetch));
-               acc += static_cast<double>(curv[e]) * (va - v[en.neighbour(e)]);
+  auto hessian_times = [&](const double* v, double* result) {
+    return for_chunks(graph, threads, [&](index_t a0, index_t a1) {
+             // Local copies: captured references would be reloaded on every entry.
+             const E ent = en;
+             const float* cv = curv;
+             const double* vv = v;
+             const count_t* st = start;
+             ItemTotals out;
+             for (index_t a = a0; a < a1; ++a) {
+               const double va = vv[a];
+               double acc = 0.0;
+               for (count_t e = st[a]; e < st[a + 1]; ++e) {
+                 __builtin_prefetch(vv + ent.neighbour(e + kPrefetch));
+                 acc += static_cast<double>(cv[e]) * (va - vv[ent.neighbour(e)]);
+               }
+               const double y = acc + prior[a] * va;
+               out.sum += va * y;
+               result[a] = y;
              }
-             out[a] = acc + prior[a] * va;
-             return ItemTotals{va * out[a], 0.0};
+             return out;
            })
         .sum;
   };

@@ -12,15 +12,18 @@ PYCOMP_ISA_BEGIN
 template <class E>
 double bt_objective(const ItemGraph& graph, E en, double alpha, const double* s, int threads) {
   const count_t* start = graph.start.data();
-  return for_rows(graph, threads, [&](index_t a) {
-           const double sa = s[a];
+  return for_chunks(graph, threads, [&](index_t a0, index_t a1) {
+           const count_t e0 = start[a0], len = start[a1] - e0;
+           double* d = scratch(0, len);
+           gather_differences(graph, en, a0, a1, s, d);
+           const auto local = en.offset(e0);  // a local copy vectorises; a captured reference does not
            double loss = 0.0;
-           for (count_t e = start[a]; e < start[a + 1]; ++e) {
-             __builtin_prefetch(s + en.neighbour(e + kPrefetch));
-             loss += bt_terms<true>(sa - s[en.neighbour(e)], en.wins(e), en.total(e)).loss;
-           }
+#pragma omp simd reduction(+ : loss)
+           for (count_t t = 0; t < len; ++t) loss += bt_terms<true>(d[t], local.wins(t), local.total(t)).loss;
            // Each comparison's loss is seen from both of its rows.
-           return ItemTotals{0.5 * loss + bt_prior_terms<true>(sa, alpha).loss, 0.0};
+           ItemTotals out{0.5 * loss, 0.0};
+           for (index_t a = a0; a < a1; ++a) out.sum += bt_prior_terms<true>(s[a], alpha).loss;
+           return out;
          })
       .sum;
 }

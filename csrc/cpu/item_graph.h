@@ -58,6 +58,10 @@ struct Entries {
     return wins_[e];
   }
   PYCOMP_HD double total(count_t e) const { return K == EntryKind::Weighted ? total_[e] : 1.0; }
+  // The entries from e0 on, indexed from 0.
+  Entries offset(count_t e0) const {
+    return Entries{nbr + e0, wins_ ? wins_ + e0 : nullptr, total_ ? total_ + e0 : nullptr};
+  }
 };
 
 // Calls f(Entries<K>{...}) with the kind of g.
@@ -73,24 +77,39 @@ auto with_entries(const ItemGraph& g, F&& f) {
   }
 }
 
-// Entries of a row are handled in pieces of at most this many: gathered first, then
-// one vectorisable loop over the piece.
-constexpr int kPiece = 64;
+// Runs chunk(a0, a1) -> ItemTotals for every work chunk [a0, a1) of rows in parallel;
+// partial results are combined in chunk order (bitwise reproducible).
+template <class Chunk>
+ItemTotals for_chunks(const ItemGraph& g, int threads, Chunk&& chunk) {
+  const long long n_chunks = static_cast<long long>(g.chunks.size()) - 1;
+  std::vector<ItemTotals> partial(static_cast<size_t>(n_chunks));
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#endif
+  for (long long ch = 0; ch < n_chunks; ++ch) partial[ch] = chunk(g.chunks[ch], g.chunks[ch + 1]);
+  return combine(partial);
+}
 
-// Calls body(e0, len, d) for consecutive pieces [e0, e0 + len) of row a, with
-// d[t] = s[a] - s[neighbour(e0 + t)]; the gathers prefetch kPrefetch entries ahead.
-template <class E, class Body>
-inline void for_row_pieces(const ItemGraph& g, E en, index_t a, const double* s, Body&& body) {
-  double d[kPiece];
-  const double sa = s[a];
-  const count_t end = g.start[a + 1];
-  for (count_t e0 = g.start[a]; e0 < end; e0 += kPiece) {
-    const int len = static_cast<int>(std::min<count_t>(kPiece, end - e0));
-    for (int t = 0; t < len; ++t) {
-      __builtin_prefetch(s + en.neighbour(e0 + t + kPrefetch));
-      d[t] = sa - s[en.neighbour(e0 + t)];
+// A per-thread scratch array of at least `size` doubles (slot picks one of a few).
+inline double* scratch(int slot, count_t size) {
+  thread_local std::vector<double> buffers[3];
+  std::vector<double>& buf = buffers[slot];
+  if (static_cast<count_t>(buf.size()) < size) buf.resize(static_cast<size_t>(size));
+  return buf.data();
+}
+
+// d[e - start[a0]] = s[a] - s[neighbour(e)] for every entry e of the rows [a0, a1),
+// prefetching kPrefetch entries ahead. The transcendental math of a pass then runs as
+// one long vectorised loop over the chunk's entries.
+template <class E>
+inline void gather_differences(const ItemGraph& g, E en, index_t a0, index_t a1, const double* s, double* d) {
+  const count_t base = g.start[a0];
+  for (index_t a = a0; a < a1; ++a) {
+    const double sa = s[a];
+    for (count_t e = g.start[a]; e < g.start[a + 1]; ++e) {
+      __builtin_prefetch(s + en.neighbour(e + kPrefetch));
+      d[e - base] = sa - s[en.neighbour(e)];
     }
-    body(e0, len, static_cast<const double*>(d));
   }
 }
 
