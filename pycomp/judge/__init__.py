@@ -1,0 +1,39 @@
+"""The LLM judge: p(first item wins) from the next-token logits of two answer labels.
+
+Layers
+------
+:mod:`pycomp.judge.models`
+    Resolve, fetch (``pycomp models fetch smollm2-135m``), convert and load models.
+:mod:`pycomp.judge.prompts`
+    Pairwise templates (attribute, noun, optional context, answer prefix).
+:mod:`pycomp.judge.backend`
+    The backend interface (:class:`JudgeBackend`); a vLLM backend implements it too.
+:mod:`pycomp.judge.transformers_backend`
+    :class:`TransformersBackend`: batched, left-padded, last-position-only logits,
+    shared-prefix reuse.
+:mod:`pycomp.judge.run`
+    :func:`judge_pairs`: both orders, combination, position-bias report, resumable JSONL.
+
+Everything here imports torch/transformers lazily, so ``import pycomp.judge`` is cheap.
+"""
+from pycomp.judge.backend import JudgeBackend, LabelScores, PromptTooLongError
+from pycomp.judge.models import DEFAULT_MODEL, REGISTRY, cache_dir, fetch_model, load_model, resolve_model
+from pycomp.judge.prompts import PairTemplate, TemplateError, load_template
+from pycomp.judge.run import (
+    JudgementsMismatchError, JudgeResult, PromptSettings, combine_orders, judge_pairs, judge_summary,
+)
+
+__all__ = [
+    "DEFAULT_MODEL", "REGISTRY", "JudgeBackend", "JudgeResult", "JudgementsMismatchError", "LabelScores",
+    "PairTemplate", "PromptSettings", "PromptTooLongError", "TemplateError", "TransformersBackend",
+    "cache_dir", "combine_orders", "fetch_model", "judge_pairs", "judge_summary", "load_model", "load_template",
+    "resolve_model",
+]
+
+
+def __getattr__(name):
+    if name == "TransformersBackend":
+        from pycomp.judge.transformers_backend import TransformersBackend
+
+        return TransformersBackend
+    raise AttributeError(f"module 'pycomp.judge' has no attribute {name!r}")
