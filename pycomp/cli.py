@@ -5,6 +5,7 @@ from pycomp.cli_app import app
 
 COMMAND_MODULES = (
     "pycomp.commands.solve",
+    "pycomp.commands.rank",
 )
 
 for _name in COMMAND_MODULES:
