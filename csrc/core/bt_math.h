@@ -16,15 +16,12 @@
 namespace pycomp {
 PYCOMP_ISA_BEGIN
 
-// exp(x) for x <= 0, accurate to about 1 ulp. On the CPU it is branch-free so that
-// loops over blocks of comparisons vectorise (glibc's exp does not); x below -708
-// returns about 3e-308 instead of underflowing, which no caller can tell from 0.
-PYCOMP_HD double exp_nonpositive(double x) {
+// exp(x) for -708 <= x <= 708, accurate to about 1 ulp. On the CPU it is branch-free
+// so that loops over blocks of comparisons vectorise (glibc's exp does not).
+PYCOMP_HD double exp_in_range(double x) {
 #if defined(__CUDA_ARCH__)
   return exp(x);
 #else
-  // A select, not fmax (a libm call); it vectorises given -fno-trapping-math.
-  x = x > -708.0 ? x : -708.0;
   // x = k ln2 + r with |r| <= ln2 / 2. Adding 1.5 * 2^52 rounds x / ln2 to the integer
   // k, which then sits in the low bits of the sum: no libm call, and it vectorises.
   // The bits are read through a union (documented in GCC and Clang) because a memcpy
@@ -53,6 +50,17 @@ PYCOMP_HD double exp_nonpositive(double x) {
   q = q * r + 1.0;
   scale.i = (shifted.i - 0x4338000000000000LL + 1023) << 52;  // 2^k
   return q * scale.d;
+#endif
+}
+
+// exp(x) for x <= 0; x below -708 returns about 3e-308 instead of underflowing, which
+// no caller can tell from 0.
+PYCOMP_HD double exp_nonpositive(double x) {
+#if defined(__CUDA_ARCH__)
+  return exp(x);
+#else
+  // A select, not fmax (a libm call); it vectorises given -fno-trapping-math.
+  return exp_in_range(x > -708.0 ? x : -708.0);
 #endif
 }
 
@@ -120,6 +128,19 @@ PYCOMP_HD BtTerms bt_terms_given_exp(double d, double e, double wins, double tot
   t.curv = total * e * inv * inv;
   // -log sig(d) = log1p(e) - min(d, 0); -log sig(-d) = -log sig(d) + d.
   t.loss = WithLoss ? total * (log1p_unit(e) - (d < 0.0 ? d : 0.0)) + (total - wins) * d : 0.0;
+  return t;
+}
+
+// Derivative and curvature given r = exp(-d) (finite, >= 0), without the loss: the
+// CPU gradient pass forms r as exp(s_b) * exp(-s_a) from per-item exponentials, so
+// that no transcendental function runs per comparison.
+//   sig(d) = 1 / (1 + r),  grad = total * sig(d) - wins = ((total - wins) - wins * r) / (1 + r)
+PYCOMP_HD BtTerms bt_terms_given_ratio(double r, double wins, double total) {
+  const double inv = 1.0 / (1.0 + r);
+  BtTerms t;
+  t.loss = 0.0;
+  t.grad = ((total - wins) - wins * r) * inv;
+  t.curv = total * (r * inv) * inv;
   return t;
 }
 

@@ -4,15 +4,17 @@
 // pass over the by-item graph (which also yields the curvatures at the new point)
 // plus one Hessian-vector pass per CG step.
 //
-// Step acceptance is an Armijo backtracking search on F. F comes out of the same
-// pass as the gradient (the log1p it needs is vectorised in bt_math.h), so a full
-// Newton step that is accepted costs nothing extra.
+// The gradient pass needs no transcendental function per comparison: it forms
+// exp(-(s_a - s_b)) from per-item exponentials. A full Newton step is accepted when
+// it shrinks the gradient enough (no F needed); otherwise an Armijo backtracking
+// search on F (a pass with log1p per entry) decides.
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/bt_math.h"
+#include "cpu/bt_objective.h"
 #include "cpu/item_graph.h"
 #include "cpu/parallel.h"
 #include "cpu/pcg.h"
@@ -25,10 +27,12 @@ namespace {
 
 struct Workspace {
   Workspace(const ItemGraph& graph)
-      : curv(static_cast<size_t>(graph.nnz)), g(graph.n), diag(graph.n), prior(graph.n), dir(graph.n), rhs(graph.n),
-        trial(graph.n), cg(graph.n) {}
+      : curv(static_cast<size_t>(graph.nnz)), g(graph.n), diag(graph.n), prior(graph.n), up(graph.n), down(graph.n), weight(graph.n),
+        dir(graph.n), rhs(graph.n), trial(graph.n), cg(graph.n) {}
   big_vector<float> curv;  // [nnz] curvature of each entry (only steers the search direction)
   std::vector<double> g, diag, prior;
+  std::vector<double> up, down;  // exp(s), exp(-s) of the gradient pass
+  std::vector<double> weight;    // total weight of each item's comparisons
   std::vector<double> dir, rhs, trial;
   PcgScratch cg;
 };
@@ -85,6 +89,63 @@ Eval evaluate(const ItemGraph& graph, E en, double alpha, const double* s, Works
   return Eval{WithLoss ? tot.sum : NAN, tot.max};
 }
 
+// Scores up to this size in absolute value take the gradient pass by per-item
+// exponentials: exp(s_b) * exp(-s_a) then stays a normal number for every pair.
+constexpr double kRatioPathMaxScore = 300.0;
+
+// The gradient, Hessian diagonal, prior curvature and per-entry curvature at s, like
+// evaluate<false>, but with the exponentials computed once per item instead of once per
+// entry: exp(-(s_a - s_b)) = exp(s_b) * exp(-s_a). Falls back to evaluate<false> when
+// some |s_a| is too large for that product.
+template <class E>
+Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double* s, Workspace& ws, int threads) {
+  double* up = ws.up.data();
+  double* down = ws.down.data();
+  const double largest = for_items(graph.n, threads, [&](index_t a) {
+                           const double x = std::fabs(s[a]) <= kRatioPathMaxScore ? s[a] : 0.0;
+                           up[a] = exp_in_range(x);
+                           down[a] = exp_in_range(-x);
+                           return ItemTotals{0.0, std::fabs(s[a])};
+                         }).max;
+  if (!(largest <= kRatioPathMaxScore)) return evaluate<false>(graph, en, alpha, s, ws, threads);
+  float* curv = ws.curv.data();
+  double* g = ws.g.data();
+  double* diag = ws.diag.data();
+  double* prior = ws.prior.data();
+  const count_t* start = graph.start.data();
+  const ItemTotals tot = for_chunks(graph, threads, [&](index_t a0, index_t a1) {
+    const count_t e0 = start[a0], len = start[a1] - e0;
+    double* gr = scratch(0, len);  // holds the ratios, then the gradient terms
+    gather_ratios(graph, en, a0, a1, up, down, gr);
+    const E local = en.offset(e0);
+    float* curv_out = curv + e0;
+#pragma omp simd
+    for (count_t t = 0; t < len; ++t) {
+      const BtTerms bt = bt_terms_given_ratio(gr[t], local.wins(t), local.total(t));
+      gr[t] = bt.grad;
+      curv_out[t] = static_cast<float>(bt.curv);
+    }
+    ItemTotals out;
+    for (index_t a = a0; a < a1; ++a) {
+      double grad = 0.0, hess = 0.0;  // the diagonal only preconditions: float terms suffice
+      for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) {
+        grad += gr[e];
+        hess += curv_out[e];
+      }
+      const BtTerms pr = bt_prior_terms<false>(s[a], alpha);
+      g[a] = grad + pr.grad;
+      prior[a] = pr.curv;
+      diag[a] = hess + pr.curv;
+      out.max = std::max(out.max, std::fabs(g[a]));
+    }
+    return out;
+  });
+  return Eval{NAN, tot.max};
+}
+
+// sqrt(3) / 18, the largest |third derivative| of log(1 + exp(-d)), over 12 (the trapezoid rule's error).
+constexpr double kTrapezoidCoefficient = 0.0962250448649376 / 12.0;
+
 // Solves H x = -g approximately into ws.dir, stopping when ||H x + g||_inf <= target.
 // Returns the number of CG steps.
 template <class E>
@@ -139,7 +200,15 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
   std::vector<double>& s = res.scores;
 
   return with_entries(graph, [&](auto en) {
-    Eval cur = evaluate<true>(graph, en, opt.alpha, s.data(), ws, threads);
+    const count_t* start = graph.start.data();
+    double* weight = ws.weight.data();
+    for_items(n, threads, [&](index_t a) {
+      double total = 0.0;
+      for (count_t e = start[a]; e < start[a + 1]; ++e) total += en.total(e);
+      weight[a] = total;
+      return ItemTotals{};
+    });
+    Eval cur = evaluate_gradient(graph, en, opt.alpha, s.data(), ws, threads);
     // The largest conjugate-gradient effort worth spending on one Newton step.
     const int max_cg = static_cast<int>(std::min<long long>(2LL * n + 10, 2000));
     int it = 0;
@@ -170,17 +239,48 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
           return ItemTotals{};
         });
       };
-      // Armijo backtracking on F, with slack for the rounding of F itself.
-      const double slack = 1e-13 * (std::fabs(cur.F) + 1.0);
-      bool accepted = false;
-      double t = 1.0;
-      for (int halvings = 0; halvings < 60 && !accepted; ++halvings, t *= 0.5) {
-        step_to(t);
-        const Eval next = evaluate<true>(graph, en, opt.alpha, trial, ws, threads);
-        if (std::isfinite(next.F) && next.F <= cur.F + 1e-4 * t * slope + slack) {
-          s.swap(ws.trial);
-          cur = next;
-          accepted = true;
+      // The full step is taken without computing F when
+      //  - it reaches the tolerance, or
+      //  - the slope at its end, phi'(1) = g(s + d) . d, is <= 1e-4 * phi'(0): F is convex
+      //    along the step, so F(s + d) <= F(s) + phi'(1), which is Armijo's condition, or
+      //  - the trapezoid bound above certifies Armijo's condition (near the optimum the
+      //    steps are short and the cubic term is negligible), or
+      //  - it shrinks the gradient as an inexact Newton step should (Eisenstat & Walker
+      //    1994: ||g+|| <= (1 - 1e-4 (1 - eta)) ||g||, in the norm of the CG target) and
+      //    phi'(1) <= 0, so that F does not increase (near the optimum phi'(1) is tiny
+      //    and of either sign; this takes half of those steps without computing F).
+      // Otherwise an Armijo backtracking search on F decides, with slack for the
+      // rounding of F itself.
+      // Trapezoid bound of the change in F along the step: with |loss'''| <= total * sqrt(3) / 18
+      // for every comparison and |d_a - d_b|^3 <= 4 (|d_a|^3 + |d_b|^3),
+      //   F(s + d) - F(s) <= (phi'(0) + phi'(1)) / 2 + cubic.
+      const double* weight = ws.weight.data();
+      const double cubic = kTrapezoidCoefficient * for_items(n, threads, [&](index_t a) {
+                                                     const double x = std::fabs(dir[a]);
+                                                     return ItemTotals{(4.0 * weight[a] + 2.0 * opt.alpha) * x * x * x, 0.0};
+                                                   }).sum;
+      step_to(1.0);
+      const Eval full = evaluate_gradient(graph, en, opt.alpha, trial, ws, threads);
+      const double end_slope = for_items(n, threads, [&](index_t a) { return ItemTotals{g[a] * dir[a], 0.0}; }).sum;
+      bool accepted = std::isfinite(end_slope) &&
+                      (full.gnorm <= opt.tol || end_slope <= 1e-4 * slope ||
+                       0.5 * (slope + end_slope) + cubic <= 1e-4 * slope ||
+                       (full.gnorm <= (1.0 - 1e-4 * (1.0 - eta)) * cur.gnorm && end_slope <= 0.0));
+      if (accepted) {
+        s.swap(ws.trial);
+        cur = full;
+      } else {
+        if (std::isnan(cur.F)) cur.F = bt_objective(graph, en, opt.alpha, s.data(), threads);
+        const double slack = 1e-13 * (std::fabs(cur.F) + 1.0);
+        double t = 1.0;
+        for (int halvings = 0; halvings < 60 && !accepted; ++halvings, t *= 0.5) {
+          if (halvings > 0) step_to(t);
+          const Eval next = evaluate<true>(graph, en, opt.alpha, trial, ws, threads);
+          if (std::isfinite(next.F) && next.F <= cur.F + 1e-4 * t * slope + slack) {
+            s.swap(ws.trial);
+            cur = next;
+            accepted = true;
+          }
         }
       }
       if (!accepted) {
@@ -192,7 +292,7 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
     }
     res.n_iter = it;
     res.grad_norm = cur.gnorm;
-    res.objective = cur.F;
+    res.objective = std::isnan(cur.F) ? bt_objective(graph, en, opt.alpha, s.data(), threads) : cur.F;
     res.converged = cur.gnorm <= opt.tol;
     return res;
   });

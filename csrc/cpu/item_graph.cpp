@@ -1,5 +1,6 @@
 // Building the by-item (CSR) comparison graph from the comparison arrays.
 //
+// Small graphs (rows that fit in the cache) take a direct two-pass counting sort.
 // Each comparison k becomes two entries, (i_k -> j_k) in row i_k and (j_k -> i_k) in
 // row j_k. A direct counting sort would write 2m entries to random places of a
 // 2m-long array; instead the entries are first partitioned by block of 4096 rows
@@ -51,8 +52,80 @@ Staged<K> staged_entry(index_t row, index_t nbr, double wins, double total) {
   }
 }
 
+// Graphs with at most this many items are built by a direct counting sort: their
+// rows fit in the cache, so scattered writes cost no more than the staged ones.
+constexpr index_t kDirectMaxItems = index_t(1) << 16;
+
+template <bool HasP, bool HasW, EntryKind K>
+void allocate_entries(ItemGraph& g, count_t nnz) {
+  g.nnz = nnz;
+  g.start.resize(static_cast<size_t>(g.n) + 1);  // every row's start is written by the caller
+  g.nbr.resize(static_cast<size_t>(nnz + kPrefetch));
+  std::fill(g.nbr.begin() + nnz, g.nbr.end(), 0);  // the prefetch padding
+  if (K != EntryKind::Hard) g.wins.resize(static_cast<size_t>(nnz));
+  if (K == EntryKind::Weighted) g.total.resize(static_cast<size_t>(nnz));
+}
+
+// Two passes: per-thread row counts, then every thread writes its comparisons at its
+// own offsets within each row (so rows keep comparison order).
+template <bool HasP, bool HasW, EntryKind K>
+void place_entries_direct(const Comparisons& c, ItemGraph& g, int threads) {
+  const index_t n = c.n;
+  const count_t m = c.m;
+  const EdgeWeights<HasP, HasW> ew{c.p, c.w};
+  const int T = std::max(1, threads);
+  auto keep = [&](count_t k) { return !HasW || c.w[k] > 0; };
+  std::vector<count_t> cursor(static_cast<size_t>(T) * n, 0);
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+#endif
+  for (int t = 0; t < T; ++t) {
+    count_t* cnt = cursor.data() + static_cast<size_t>(t) * n;
+    for (count_t k = m * t / T; k < m * (t + 1) / T; ++k) {
+      if (!keep(k)) continue;
+      ++cnt[c.i[k]];
+      ++cnt[c.j[k]];
+    }
+  }
+  g.start.resize(static_cast<size_t>(n) + 1);
+  count_t off = 0;
+  for (index_t a = 0; a < n; ++a) {
+    g.start[a] = off;
+    for (int t = 0; t < T; ++t) {
+      const count_t cnt = cursor[static_cast<size_t>(t) * n + a];
+      cursor[static_cast<size_t>(t) * n + a] = off;
+      off += cnt;
+    }
+  }
+  g.start[n] = off;
+  allocate_entries<HasP, HasW, K>(g, off);
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+#endif
+  for (int t = 0; t < T; ++t) {
+    count_t* cur = cursor.data() + static_cast<size_t>(t) * n;
+    for (count_t k = m * t / T; k < m * (t + 1) / T; ++k) {
+      if (!keep(k)) continue;
+      const index_t a = c.i[k], b = c.j[k];
+      const count_t ea = cur[a]++, eb = cur[b]++;
+      g.nbr[ea] = b;
+      g.nbr[eb] = K == EntryKind::Hard ? ~a : a;  // in Hard graphs, b's entry stores ~a: b lost to a
+      if constexpr (K != EntryKind::Hard) {
+        const double total = ew.total(k), wins = ew.wins(k);
+        g.wins[ea] = wins;
+        g.wins[eb] = total - wins;
+        if constexpr (K == EntryKind::Weighted) g.total[ea] = g.total[eb] = total;
+      }
+    }
+  }
+}
+
 template <bool HasP, bool HasW, EntryKind K>
 void place_entries(const Comparisons& c, ItemGraph& g, int threads) {
+  if (c.n <= kDirectMaxItems) {
+    place_entries_direct<HasP, HasW, K>(c, g, threads);
+    return;
+  }
   const index_t n = c.n;
   const count_t m = c.m;
   const EdgeWeights<HasP, HasW> ew{c.p, c.w};
@@ -104,11 +177,7 @@ void place_entries(const Comparisons& c, ItemGraph& g, int threads) {
   }
 
   // Pass 3: sort each block by row (stable) into the final arrays.
-  g.nnz = nnz;
-  g.start.assign(static_cast<size_t>(n) + 1, 0);
-  g.nbr.assign(static_cast<size_t>(nnz + kPrefetch), 0);
-  if (K != EntryKind::Hard) g.wins.resize(static_cast<size_t>(nnz));
-  if (K == EntryKind::Weighted) g.total.resize(static_cast<size_t>(nnz));
+  allocate_entries<HasP, HasW, K>(g, nnz);
 #ifdef PYCOMP_WITH_OPENMP
 #pragma omp parallel num_threads(T)
 #endif
@@ -161,7 +230,8 @@ ItemGraph build_item_graph(const Comparisons& c, int threads) {
   }
   // Work chunks of about `target` entries (at least one row each), independent of
   // the thread count so that chunked sums are reproducible.
-  const count_t target = std::max<count_t>(8192, g.nnz / 1024);
+  // About 4096 entries keep a pass's per-chunk scratch arrays in the L1/L2 cache.
+  const count_t target = std::max<count_t>(4096, g.nnz / 16384);
   g.chunks.push_back(0);
   count_t acc = 0;
   for (index_t a = 0; a < g.n; ++a) {

@@ -113,6 +113,22 @@ inline void gather_differences(const ItemGraph& g, E en, index_t a0, index_t a1,
   }
 }
 
+// r[e - start[a0]] = up[neighbour(e)] * down[a] for every entry e of the rows [a0, a1)
+// (with up = exp(s) and down = exp(-s): r = exp(-(s_a - s_b))), prefetching like
+// gather_differences.
+template <class E>
+inline void gather_ratios(const ItemGraph& g, E en, index_t a0, index_t a1, const double* up, const double* down,
+                          double* r) {
+  const count_t base = g.start[a0];
+  for (index_t a = a0; a < a1; ++a) {
+    const double da = down[a];
+    for (count_t e = g.start[a]; e < g.start[a + 1]; ++e) {
+      __builtin_prefetch(up + en.neighbour(e + kPrefetch));
+      r[e - base] = up[en.neighbour(e)] * da;
+    }
+  }
+}
+
 // Runs row(a) -> ItemTotals for every item in parallel over g's work chunks and
 // returns the sum and the maximum. Partial sums are combined in chunk order, and the
 // chunks do not depend on the thread count, so results are bitwise reproducible.
