@@ -203,8 +203,11 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
     const count_t* start = graph.start.data();
     double* weight = ws.weight.data();
     for_items(n, threads, [&](index_t a) {
-      double total = 0.0;
-      for (count_t e = start[a]; e < start[a + 1]; ++e) total += en.total(e);
+      double total = static_cast<double>(start[a + 1] - start[a]);  // weights of 1 unless Weighted
+      if (graph.kind == EntryKind::Weighted) {
+        total = 0.0;
+        for (count_t e = start[a]; e < start[a + 1]; ++e) total += en.total(e);
+      }
       weight[a] = total;
       return ItemTotals{};
     });

@@ -1,4 +1,4 @@
-// The PoE-BT objective F over the by-item graph (one pass with log1p per entry).
+// The PoE-BT objective F over the by-item graph (one pass with exp and log1p per comparison).
 #pragma once
 
 #include "core/bt_math.h"
@@ -15,13 +15,25 @@ double bt_objective(const ItemGraph& graph, E en, double alpha, const double* s,
   return for_chunks(graph, threads, [&](index_t a0, index_t a1) {
            const count_t e0 = start[a0], len = start[a1] - e0;
            double* d = scratch(0, len);
-           gather_differences(graph, en, a0, a1, s, d);
-           const auto local = en.offset(e0);  // a local copy vectorises; a captured reference does not
+           double* wins = scratch(1, len);
+           double* total = scratch(2, len);
+           // Every comparison appears in two rows: take it from the row of its smaller item
+           // only, so that the transcendental loop below runs once per comparison.
+           count_t kept = 0;
+           for (index_t a = a0; a < a1; ++a) {
+             const double sa = s[a];
+             for (count_t e = start[a]; e < start[a + 1]; ++e) {
+               const index_t b = en.neighbour(e);
+               d[kept] = sa - s[b];
+               wins[kept] = en.wins(e);
+               total[kept] = en.total(e);
+               kept += b > a;  // branch-free: the slot is overwritten when b < a
+             }
+           }
            double loss = 0.0;
 #pragma omp simd reduction(+ : loss)
-           for (count_t t = 0; t < len; ++t) loss += bt_terms<true>(d[t], local.wins(t), local.total(t)).loss;
-           // Each comparison's loss is seen from both of its rows.
-           ItemTotals out{0.5 * loss, 0.0};
+           for (count_t t = 0; t < kept; ++t) loss += bt_terms<true>(d[t], wins[t], total[t]).loss;
+           ItemTotals out{loss, 0.0};
            for (index_t a = a0; a < a1; ++a) out.sum += bt_prior_terms<true>(s[a], alpha).loss;
            return out;
          })
