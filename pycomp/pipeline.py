@@ -122,8 +122,11 @@ def _row_name(row: int, ids: Optional[list]) -> str:
     return f"row {row + 1}" + (f" (id {ids[row]!r})" if ids is not None else "")
 
 
-def validate_items(frame: pd.DataFrame, config: RankConfig, source: str = "the items") -> Items:
+def validate_items(frame: pd.DataFrame, config: RankConfig, source: str = "the items", *,
+                   require_text: bool = True) -> Items:
     """Check an items table against the configured fields and return :class:`Items`.
+
+    ``require_text=False`` skips the text field (``pycomp evaluate`` needs only ids and gold).
 
     Raises
     ------
@@ -134,7 +137,7 @@ def validate_items(frame: pd.DataFrame, config: RankConfig, source: str = "the i
     """
     if frame is None or len(frame) == 0:
         raise ItemsError(f"{source} has no rows: there is nothing to rank")
-    for column, option in ((config.text_field, "--text-field"), (config.id_field, "--id-field"),
+    for column, option in ((config.text_field if require_text else None, "--text-field"), (config.id_field, "--id-field"),
                            (config.group_field, "--group-field"), (config.context_field, "--context-field"),
                            (config.gold_field, "--gold-field")):
         _require(frame, column, option, source)
@@ -158,7 +161,7 @@ def validate_items(frame: pd.DataFrame, config: RankConfig, source: str = "the i
     named_ids = ids if config.id_field is not None else None
 
     texts = []
-    for row, value in enumerate(frame[config.text_field].tolist()):
+    for row, value in enumerate(frame[config.text_field].tolist() if require_text else []):
         if _is_blank(value):
             raise ItemsError(f"{_row_name(row, named_ids)}: text field {config.text_field!r} is empty")
         texts.append(str(value))
@@ -200,18 +203,15 @@ def validate_items(frame: pd.DataFrame, config: RankConfig, source: str = "the i
                 number = float(value)
             except (TypeError, ValueError):
                 number = float("nan")
-                shown = value
-            else:
-                shown = value
             if isinstance(value, bool) or not math.isfinite(number):
                 raise ItemsError(
-                    f"{_row_name(row, named_ids)}: gold field {config.gold_field!r} = {shown!r} is not a number"
+                    f"{_row_name(row, named_ids)}: gold field {config.gold_field!r} = {value!r} is not a number"
                 )
             gold[row] = number
     return Items(ids=ids, texts=texts, contexts=contexts, groups=groups, gold=gold, frame=frame)
 
 
-def load_items(source: str, config: RankConfig) -> Tuple[Items, RankConfig]:
+def load_items(source: str, config: RankConfig, *, require_text: bool = True) -> Tuple[Items, RankConfig]:
     """Read ``source`` (a table file or ``example:NAME``) and validate it.
 
     For an example, the example's own field names and attribute fill in whatever
@@ -227,12 +227,12 @@ def load_items(source: str, config: RankConfig) -> Tuple[Items, RankConfig]:
         for key, value in defaults.items():
             if getattr(config, key) == getattr(base, key):
                 setattr(config, key, value)
-        return validate_items(frame, config, source=str(source)), config
+        return validate_items(frame, config, source=str(source), require_text=require_text), config
     try:
         frame = read_table(source)
     except ValueError as exc:
         raise ItemsError(str(exc)) from None
-    return validate_items(frame, config, source=os.fspath(source)), config
+    return validate_items(frame, config, source=os.fspath(source), require_text=require_text), config
 
 
 def plan_for(items: Items, config: RankConfig) -> np.ndarray:

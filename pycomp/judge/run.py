@@ -309,7 +309,9 @@ def judge_pairs(
         so plan pairs within groups that share a context.
     settings : PromptSettings
     batch_size : int
-        Prompts per forward pass; prompts are sorted by length so batches pad little.
+        Prompts per forward pass. Batches are grouped by context and by the item
+        shown first, longest first (see :func:`order_batches`), so they pad little
+        and share long token prefixes.
     progress : bool
         Show a progress bar with comparisons per second.
     on_batch : callable(done, total), optional

@@ -110,3 +110,25 @@ def test_models_cli(backend):
     assert res.exit_code == 0 and "converted" in res.output
     res = runner.invoke(app, ["models", "fetch", "nope"])
     assert res.exit_code == 2 and "unknown model name 'nope'" in res.output
+
+
+@pytest.mark.llm
+def test_lora_adapter_is_applied(backend, tmp_path):
+    """A (random) LoRA adapter saved with peft changes the judge's answer and its fingerprint."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from pycomp.judge.transformers_backend import TransformersBackend
+
+    model, _, _ = models.load_model("smollm2-135m", device="cpu")
+    torch.manual_seed(0)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    adapted = TransformersBackend.load("smollm2-135m", adapter=tmp_path / "adapter", device="cpu")
+    prompt = backend.render("Which number is larger, number A: 7 or number B: 3?",
+                            answer_prefix="The number that is larger is number")
+    base, tuned = backend.label_logprobs([prompt]), adapted.label_logprobs([prompt])
+    assert abs(base.logp_a[0] - tuned.logp_a[0]) > 1e-3
+    assert adapted.info["adapter"] == str((tmp_path / "adapter").resolve())
+    assert adapted.fingerprint()["adapter"] and adapted.fingerprint() != backend.fingerprint()
