@@ -8,10 +8,17 @@ import os
 # libgomp busy-waits between parallel regions for long by default, which makes every
 # thread crawl when the machine is shared (measured: 20-60x slower on a loaded 2-core
 # box). Pure passive waiting puts threads to sleep between the back-to-back passes of
-# a solve (measured: 10k items / 200k comparisons 28 ms instead of 18 ms). So threads
-# spin briefly (GOMP_SPINCOUNT) and then sleep. Both must be set before _core loads.
+# a solve (measured: 10k items / 200k comparisons 28 ms instead of 18 ms). So the
+# core's threads spin briefly (GOMP_SPINCOUNT) and then sleep. libgomp reads both when
+# it loads; the spin count is withdrawn again afterwards so that torch's own OpenMP
+# runtime, loaded later, keeps waiting passively (spinning slowed it on a busy CPU).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_SPIN_SET_HERE = "GOMP_SPINCOUNT" not in os.environ
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+from pycomp import _core  # noqa: E402  (loads libgomp with the settings above)
+
+if _SPIN_SET_HERE:
+    del os.environ["GOMP_SPINCOUNT"]
 
 from pycomp import baselines  # noqa: E402
 from pycomp._core import build_info as _core_build_info
