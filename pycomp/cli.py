@@ -6,6 +6,7 @@ from pycomp.cli_app import app
 COMMAND_MODULES = (
     "pycomp.commands.solve",
     "pycomp.commands.rank",
+    "pycomp.commands.train",
 )
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,66 @@
+"""``pycomp train`` on the command line: help and clear errors for bad input (no model is loaded)."""
+import json
+
+import pytest
+
+typer_testing = pytest.importorskip("typer.testing")
+pytest.importorskip("transformers")
+
+from pycomp.cli import app  # noqa: E402
+
+runner = typer_testing.CliRunner()
+
+
+def _items(tmp_path, rows):
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _run(args):
+    result = runner.invoke(app, args)
+    return result.exit_code, (result.output or "") + (getattr(result, "stderr", "") or "")
+
+
+GOOD = [{"text": f"text {k}", "score": float(k % 3), "group": f"g{k // 3}"} for k in range(6)]
+
+
+def test_help_lists_the_options():
+    code, out = _run(["train", "--help"])
+    assert code == 0
+    for flag in ("--objective", "--gamma", "--per-item", "--max-steps", "--epochs", "--lora-r", "--out"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("rows, extra, message", [
+    ([{"text": f"t{k}", "score": 2.0, "group": "g"} for k in range(4)], [], "constant"),
+    ([{"text": "a", "score": 1.0, "group": "g1"}, {"text": "b", "score": 2.0, "group": "g1"},
+      {"text": "c", "score": 3.0, "group": "g2"}], [], "group 'g2'"),
+    ([{"text": "a", "score": 1.0, "group": "g"}, {"text": "b", "score": None, "group": "g"}], [],
+     "row 2: gold field 'score'"),
+    (GOOD, ["--gamma", "0"], "gamma=0"),
+    (GOOD, ["--gamma", "-2"], "gamma=-2"),
+    (GOOD, ["--objective", "dpo"], "objective='dpo'"),
+    (GOOD, ["--max-steps", "3", "--epochs", "1"], "not both"),
+])
+def test_bad_input_is_a_clear_error(tmp_path, rows, extra, message):
+    path = _items(tmp_path, rows)
+    code, out = _run(["train", path, "--gold-field", "score", "--group-field", "group",
+                      "--out", str(tmp_path / "ad"), "--device", "cpu", *extra])
+    assert code == 2, out
+    assert message in out, out
+
+
+def test_missing_gold_field_names_the_fields(tmp_path):
+    code, out = _run(["train", _items(tmp_path, GOOD), "--gold-field", "stars", "--out", str(tmp_path / "ad")])
+    assert code == 2 and "'stars'" in out and "--gold-field" in out, out
+
+
+def test_qlora_without_cuda_is_a_clear_error(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, out = _run(["train", _items(tmp_path, GOOD), "--gold-field", "score", "--group-field", "group",
+                      "--quantization", "4bit", "--out", str(tmp_path / "ad")])
+    assert code == 2, out
+    assert "needs a CUDA GPU" in out and "--quantization none" in out, out
