@@ -31,7 +31,7 @@ struct Workspace {
         dir(graph.n), rhs(graph.n), trial(graph.n), cg(graph.n) {}
   big_vector<float> curv;  // [nnz] curvature of each entry (only steers the search direction)
   std::vector<double> g, diag, prior;
-  std::vector<double> up, down;  // exp(s), exp(-s) of the gradient pass
+  big_vector<double> up, down;  // exp(s), exp(-s) of the gradient pass (up is gathered: huge pages)
   std::vector<double> weight;    // total weight of each item's comparisons
   std::vector<double> dir, rhs, trial;
   PcgScratch cg;

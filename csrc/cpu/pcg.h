@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/memory.h"
 #include "cpu/parallel.h"
 
 namespace pycomp {
@@ -13,7 +14,9 @@ PYCOMP_ISA_BEGIN
 
 struct PcgScratch {
   explicit PcgScratch(index_t n) : r(n), z(n), p(n), q(n) {}
-  std::vector<double> r, z, p, q;
+  // Huge-page backed: p is gathered at random by every Hessian-vector pass, and 4 KiB
+  // pages would make those gathers TLB misses once n reaches about a million.
+  big_vector<double> r, z, p, q;  // written before they are read
 };
 
 // Solves H x = rhs from the x given, stopping when ||rhs - H x||_inf <= target (as
