@@ -42,6 +42,31 @@ struct Eval {
   double gnorm;  // ||grad F||_inf
 };
 
+// For the rows [a0, a1) of a chunk whose per-entry gradient and curvature terms (indexed
+// from the chunk's first entry) are gr and cu: g, the Hessian diagonal and the prior
+// curvature of each item, with the prior added. Returns the prior's loss (when WithLoss)
+// and the largest |g|.
+template <bool WithLoss, class Curv>
+ItemTotals sum_rows(const count_t* start, index_t a0, index_t a1, const double* gr, const Curv* cu, const double* s,
+                    double alpha, double* g, double* diag, double* prior) {
+  const count_t e0 = start[a0];
+  ItemTotals out;
+  for (index_t a = a0; a < a1; ++a) {
+    double grad = 0.0, hess = 0.0;
+    for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) {
+      grad += gr[e];
+      hess += cu[e];
+    }
+    const BtTerms pr = bt_prior_terms<WithLoss>(s[a], alpha);
+    g[a] = grad + pr.grad;
+    prior[a] = pr.curv;
+    diag[a] = hess + pr.curv;
+    out.sum += pr.loss;
+    out.max = std::max(out.max, std::fabs(g[a]));
+  }
+  return out;
+}
+
 // Gradient, Hessian diagonal, prior curvature and per-entry curvature at s, and F when WithLoss.
 template <bool WithLoss, class E>
 Eval evaluate(const ItemGraph& graph, E en, double alpha, const double* s, Workspace& ws, int threads) {
@@ -70,20 +95,8 @@ Eval evaluate(const ItemGraph& graph, E en, double alpha, const double* s, Works
       loss += bt.loss;
     }
     // Each comparison's loss is seen from both of its rows.
-    ItemTotals out{0.5 * loss, 0.0};
-    for (index_t a = a0; a < a1; ++a) {
-      double grad = 0.0, hess = 0.0;
-      for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) {
-        grad += gr[e];
-        hess += cu[e];
-      }
-      const BtTerms pr = bt_prior_terms<WithLoss>(s[a], alpha);
-      g[a] = grad + pr.grad;
-      prior[a] = pr.curv;
-      diag[a] = hess + pr.curv;
-      out.sum += pr.loss;
-      out.max = std::max(out.max, std::fabs(g[a]));
-    }
+    ItemTotals out = sum_rows<WithLoss>(start, a0, a1, gr, cu, s, alpha, g, diag, prior);
+    out.sum += 0.5 * loss;
     return out;
   });
   return Eval{WithLoss ? tot.sum : NAN, tot.max};
@@ -125,20 +138,8 @@ Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double*
       gr[t] = bt.grad;
       curv_out[t] = static_cast<float>(bt.curv);
     }
-    ItemTotals out;
-    for (index_t a = a0; a < a1; ++a) {
-      double grad = 0.0, hess = 0.0;  // the diagonal only preconditions: float terms suffice
-      for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) {
-        grad += gr[e];
-        hess += curv_out[e];
-      }
-      const BtTerms pr = bt_prior_terms<false>(s[a], alpha);
-      g[a] = grad + pr.grad;
-      prior[a] = pr.curv;
-      diag[a] = hess + pr.curv;
-      out.max = std::max(out.max, std::fabs(g[a]));
-    }
-    return out;
+    // The diagonal only preconditions: the float curvatures suffice for it.
+    return sum_rows<false>(start, a0, a1, gr, static_cast<const float*>(curv_out), s, alpha, g, diag, prior);
   });
   return Eval{NAN, tot.max};
 }
