@@ -108,6 +108,35 @@ def _n_items(s: np.ndarray, n_items: int | None) -> int:
     return int(s.shape[0]) if n_items is None else int(n_items)
 
 
+class _Incidence:
+    """The signed incidence matrix ``B`` (m x n: +1 at ``i_k``, -1 at ``j_k``) in SciPy CSR.
+
+    ``B @ s`` gives every difference ``s_i - s_j`` and ``B.T @ r`` scatters
+    per-comparison terms back to items: one compiled sparse product each, in
+    place of NumPy fancy indexing and ``np.bincount``.
+    """
+
+    def __init__(self, i: np.ndarray, j: np.ndarray, n: int):
+        import scipy.sparse as sp  # noqa: PLC0415
+
+        m = i.shape[0]
+        rows = np.concatenate([np.arange(m), np.arange(m)])
+        cols = np.concatenate([i, j])
+        vals = np.concatenate([np.ones(m), -np.ones(m)])
+        self.B = sp.csr_matrix((vals, (rows, cols)), shape=(m, n))
+        self.BT = self.B.T.tocsr()
+        self.absBT = abs(self.BT)
+
+    def diff(self, s: np.ndarray) -> np.ndarray:
+        return self.B @ s
+
+    def scatter(self, r: np.ndarray) -> np.ndarray:
+        return self.BT @ r
+
+    def degree(self, h: np.ndarray) -> np.ndarray:
+        return self.absBT @ h
+
+
 def _fg(
     s: np.ndarray,
     i: np.ndarray,
@@ -116,15 +145,16 @@ def _fg(
     w: np.ndarray | None,
     alpha: float,
     need_f: bool = True,
+    ops: _Incidence | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Objective, gradient and ``sig(d)`` in one pass over the comparisons."""
     n = s.shape[0]
-    d = s[i] - s[j]
+    d = s[i] - s[j] if ops is None else ops.diff(s)
     sig = expit(d)
     r = sig - (1.0 if p is None else p)
     if w is not None:
         r *= w
-    g = np.bincount(i, r, n) - np.bincount(j, r, n)
+    g = np.bincount(i, r, n) - np.bincount(j, r, n) if ops is None else ops.scatter(r)
     ss = expit(s)
     g += alpha * (2.0 * ss - 1.0)
     f = np.nan
@@ -276,6 +306,7 @@ def newton_pcg(
     tol: float = 1e-8,
     max_iter: int = 100,
     max_cg: int = 200,
+    sparse: bool = False,
 ) -> BaselineResult:
     """Minimise the PoE-BT objective by Newton's method with a PCG inner solve.
 
@@ -306,6 +337,9 @@ def newton_pcg(
         Maximum Newton steps.
     max_cg : int, default 200
         Maximum CG iterations per Newton step.
+    sparse : bool, default False
+        Apply the incidence matrix as a SciPy sparse matrix built once
+        (:class:`_Incidence`) instead of fancy indexing and ``np.bincount``.
 
     Returns
     -------
@@ -315,7 +349,8 @@ def newton_pcg(
     """
     n = int(max(i.max(), j.max()) + 1) if n_items is None else int(n_items)
     s = np.zeros(n)
-    f, g, sig = _fg(s, i, j, p, weights, alpha)
+    ops = _Incidence(i, j, n) if sparse else None
+    f, g, sig = _fg(s, i, j, p, weights, alpha, ops=ops)
     n_cg = 0
     msg = "max_iter reached"
     it = 0
@@ -331,10 +366,12 @@ def newton_pcg(
             h *= weights
         ss = expit(s)
         d_prior = 2.0 * alpha * ss * (1.0 - ss)
-        diag = np.bincount(i, h, n) + np.bincount(j, h, n) + d_prior
+        diag = (np.bincount(i, h, n) + np.bincount(j, h, n) if ops is None else ops.degree(h)) + d_prior
         inv_diag = 1.0 / diag
 
         def hvp(v: np.ndarray, h=h, d_prior=d_prior) -> np.ndarray:
+            if ops is not None:
+                return ops.scatter(h * ops.diff(v)) + d_prior * v
             t = h * (v[i] - v[j])
             return np.bincount(i, t, n) - np.bincount(j, t, n) + d_prior * v
 
@@ -346,7 +383,7 @@ def newton_pcg(
         t = 1.0
         while True:
             s_new = s + t * dx
-            f_new, g_new, sig_new = _fg(s_new, i, j, p, weights, alpha)
+            f_new, g_new, sig_new = _fg(s_new, i, j, p, weights, alpha, ops=ops)
             if f_new <= f + 1e-4 * t * gd:
                 break
             flat = abs(f_new - f) <= 64 * np.finfo(float).eps * max(abs(f), 1.0)

@@ -8,6 +8,8 @@ Providers (``--providers``, comma-separated, default all):
 ``pycomp-mm``          ``pycomp.solve(method="mm")`` (Hunter's MM)
 ``pycomp-newman``      ``pycomp.solve(method="newman")``
 ``numpy-newton-pcg``   :func:`baselines.newton_pcg` (vectorised NumPy)
+``scipy-sparse-newton-pcg``  the same with the incidence matrix as a SciPy
+                       sparse matrix built once (``sparse=True``)
 ``numpy-newman``       :func:`baselines.newman` (vectorised NumPy)
 ``scipy-lbfgsb``       :func:`baselines.lbfgsb` (SciPy L-BFGS-B, the arena
                        leaderboards' method)
@@ -123,6 +125,7 @@ PROVIDERS = {
         Provider("pycomp-mm", "pycomp", POE, "all (OpenMP)"),
         Provider("pycomp-newman", "pycomp", POE, "all (OpenMP)"),
         Provider("numpy-newton-pcg", "numpy", POE, "1 (NumPy)"),
+        Provider("scipy-sparse-newton-pcg", "numpy", POE, "1 (SciPy sparse)"),
         Provider("numpy-newman", "numpy", POE, "1 (NumPy)"),
         Provider("scipy-lbfgsb", "numpy", POE, "1 (NumPy)"),
         Provider("choix-mm", "choix", "BT + gamma prior, alpha_choix = alpha/2", "1 (Python)"),
@@ -383,6 +386,8 @@ def worker_main(spec_path: str) -> None:
                 )
 
         fn = solve_fn
+    elif name == "scipy-sparse-newton-pcg":
+        fn = lambda: baselines.newton_pcg(i, j, p, n_items=n, alpha=alpha, tol=tol, sparse=True)  # noqa: E731
     elif name == "numpy-newton-pcg":
         fn = lambda: baselines.newton_pcg(i, j, p, n_items=n, alpha=alpha, tol=tol)  # noqa: E731
     elif name == "numpy-newman":
