@@ -19,6 +19,17 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, ax, path: PathLike) -> Path:
+    """Grid, tight layout, write ``path`` (folders created) and close the figure."""
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def predicted_vs_gold(scores, gold, path: PathLike, *, groups: Optional[Sequence] = None,
                       affine: Optional[tuple] = None, title: str = "", gold_label: str = "gold") -> Path:
     """Scatter of predicted scores against gold scores, with the fitted affine map.
@@ -51,13 +62,7 @@ def predicted_vs_gold(scores, gold, path: PathLike, *, groups: Optional[Sequence
     ax.set_xlabel("predicted score")
     ax.set_ylabel(gold_label)
     ax.set_title(title or "predicted vs gold", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path)
 
 
 def spearman_vs_budget(curve, path: PathLike, *, title: str = "", ylabel: str = "Spearman") -> Path:
@@ -79,10 +84,4 @@ def spearman_vs_budget(curve, path: PathLike, *, title: str = "", ylabel: str = 
     ax.set_xlabel("comparisons per item")
     ax.set_ylabel(ylabel)
     ax.set_title(title or "Spearman vs number of comparisons", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path)
