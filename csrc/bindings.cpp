@@ -157,7 +157,7 @@ Input read_input(const py::handle& i, const py::handle& j, const py::handle& p, 
   return in;
 }
 
-SolveOptions read_options(double alpha, double beta, double tol, int max_iter, int n_threads) {
+SolveOptions read_options(double alpha, double beta, double tol, int max_iter, int n_threads, bool objective) {
   if (!(alpha >= 0.0) || !std::isfinite(alpha)) {
     throw std::invalid_argument("alpha = " + format_double(alpha) + " is not allowed: alpha must be finite and >= 0");
   }
@@ -171,6 +171,7 @@ SolveOptions read_options(double alpha, double beta, double tol, int max_iter, i
   opt.tol = tol;
   opt.max_iter = max_iter;
   opt.n_threads = n_threads;
+  opt.objective = objective;
   return opt;
 }
 
@@ -210,9 +211,9 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "solve_bt",
       [](py::handle i, py::handle j, py::handle p, py::handle w, std::optional<long long> n_items,
-         const std::string& method, double alpha, double tol, int max_iter, int n_threads) {
+         const std::string& method, double alpha, double tol, int max_iter, int n_threads, bool objective) {
         const BtMethod meth = parse_method(method);
-        const SolveOptions opt = read_options(alpha, 0.5, tol, max_iter, n_threads);
+        const SolveOptions opt = read_options(alpha, 0.5, tol, max_iter, n_threads, objective);
         Input in = read_input(i, j, p, w, n_items);
         SolveResult res;
         {
@@ -229,18 +230,19 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("i"), py::arg("j"), py::arg("p") = py::none(), py::arg("w") = py::none(),
       py::arg("n_items") = py::none(), py::arg("method") = "newton", py::arg("alpha") = 1.0, py::arg("tol") = 1e-8,
-      py::arg("max_iter") = 100, py::arg("n_threads") = 0,
+      py::arg("max_iter") = 100, py::arg("n_threads") = 0, py::arg("objective") = true,
       R"doc(Minimise the PoE-BT objective on the CPU.
 
 i, j: 1-D integer arrays (int32 used in place); p, w: 1-D float arrays or None.
-Returns a dict: scores, n_iter, n_inner, converged, grad_norm, objective,
+Returns a dict: scores, n_iter, n_inner, converged, grad_norm, objective (NaN
+when objective=False: the final pass that computes it is skipped),
 n_components, labels, component_sizes.)doc");
 
   m.def(
       "solve_gaussian",
       [](py::handle i, py::handle j, py::handle p, py::handle w, std::optional<long long> n_items, double alpha,
-         double beta, double tol, int max_iter, int n_threads) {
-        const SolveOptions opt = read_options(alpha, beta, tol, max_iter, n_threads);
+         double beta, double tol, int max_iter, int n_threads, bool objective) {
+        const SolveOptions opt = read_options(alpha, beta, tol, max_iter, n_threads, objective);
         Input in = read_input(i, j, p, w, n_items);
         SolveResult res;
         {
@@ -257,7 +259,30 @@ n_components, labels, component_sizes.)doc");
       },
       py::arg("i"), py::arg("j"), py::arg("p") = py::none(), py::arg("w") = py::none(),
       py::arg("n_items") = py::none(), py::arg("alpha") = 1.0, py::arg("beta") = 0.5, py::arg("tol") = 1e-8,
-      py::arg("max_iter") = 1000, py::arg("n_threads") = 0, "Minimise the PoE-Gaussian objective by PCG on the CPU.");
+      py::arg("max_iter") = 1000, py::arg("n_threads") = 0, py::arg("objective") = true,
+      "Minimise the PoE-Gaussian objective by PCG on the CPU (objective=False: NaN, its pass skipped).");
+
+  m.def(
+      "objective",
+      [](py::handle i, py::handle j, py::handle p, py::handle w, py::handle scores, std::optional<long long> n_items,
+         const std::string& model, double alpha, double beta, int n_threads) {
+        if (model != "bt" && model != "gaussian") {
+          throw std::invalid_argument("model = '" + model + "' is not allowed: use 'bt' or 'gaussian'");
+        }
+        read_options(alpha, beta, 1.0, 0, n_threads, true);
+        Input in = read_input(i, j, p, w, n_items);
+        auto s = read_values(scores, "scores");
+        if (!s || s->ndim() != 1 || s->shape(0) != in.view.n) {
+          throw std::invalid_argument("scores must be a float array of length n_items = " + std::to_string(in.view.n));
+        }
+        py::gil_scoped_release release;
+        const int threads = cpu::resolve_threads(n_threads, in.view.m);
+        return model == "bt" ? cpu::bt_objective_of(in.view, s->data(), alpha, threads)
+                             : cpu::gaussian_objective_of(in.view, s->data(), alpha, beta, threads);
+      },
+      py::arg("i"), py::arg("j"), py::arg("p") = py::none(), py::arg("w") = py::none(), py::arg("scores"),
+      py::arg("n_items") = py::none(), py::arg("model") = "bt", py::arg("alpha") = 1.0, py::arg("beta") = 0.5,
+      py::arg("n_threads") = 0, "The PoE-BT or PoE-Gaussian objective F at the given scores.");
 
   m.def(
       "components",

@@ -52,8 +52,10 @@ def build_info() -> dict:
     -------
     dict
         ``version``, ``openmp`` (bool), ``max_threads``, ``cuda_compiled`` (bool),
-        ``cuda_device_count``, ``cuda_unavailable_reason`` ("" when CUDA is usable)
-        and ``compiler``.
+        ``cuda_device_count``, ``cuda_unavailable_reason`` ("" when CUDA is usable),
+        ``compiler`` and ``cpu_kernels`` ("avx2" or "base": the build of the solver
+        kernels this CPU runs; ``PYCOMP_CPU_KERNELS=base`` in the environment forces
+        the baseline).
     """
     return dict(_core_build_info())
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -42,7 +42,9 @@ class Solution:
     n_components : int
         Connected components of the comparison graph (isolated items count).
     objective : float
-        The objective F at ``scores``.
+        The objective F at ``scores``, computed on first access (one pass over the
+        comparisons, which the solve itself skips) from the arrays given to
+        :func:`solve`: read it before modifying those arrays in place.
     labels : ndarray of int32, shape (n_items,)
         Component of each item, numbered in order of each component's first item.
     se_method : str or None
@@ -61,16 +63,27 @@ class Solution:
     method: str
     device: str
     n_components: int
-    objective: float
     labels: np.ndarray = field(repr=False)
     se_method: Optional[str] = None
     model: str = "bt"
     n_inner: int = 0
+    _objective: Optional[float] = field(default=None, repr=False, compare=False)
+    _objective_of: Optional[Callable[[np.ndarray], float]] = field(default=None, repr=False, compare=False)
 
     @property
     def n_items(self) -> int:
         """Number of items scored."""
         return int(self.scores.shape[0])
+
+    @property
+    def objective(self) -> float:
+        """The objective F at ``scores`` (computed once, on first access)."""
+        if self._objective is None:
+            if self._objective_of is None:
+                raise AttributeError("this Solution was built without its comparisons: no objective to compute")
+            self._objective = float(self._objective_of(self.scores))
+            self._objective_of = None  # drop the references to the comparison arrays
+        return self._objective
 
 
 def solve(
@@ -186,9 +199,15 @@ def solve(
     device = _resolve_device(device)
 
     if model == "bt":
-        raw = _core.solve_bt(i, j, p, weights, n_items, method, alpha, tol, max_iter, n_threads)
+        raw = _core.solve_bt(i, j, p, weights, n_items, method, alpha, tol, max_iter, n_threads, objective=False)
     else:
-        raw = _core.solve_gaussian(i, j, p, weights, n_items, alpha, beta, tol, max_iter, n_threads)
+        raw = _core.solve_gaussian(i, j, p, weights, n_items, alpha, beta, tol, max_iter, n_threads, objective=False)
+    known = float(raw["objective"])
+
+    def objective_of(scores: np.ndarray) -> float:
+        return _core.objective(
+            i, j, p, weights, scores, scores.shape[0], model=model, alpha=alpha, beta=beta, n_threads=n_threads
+        )
 
     sol = Solution(
         scores=raw["scores"],
@@ -199,10 +218,11 @@ def solve(
         method=method,
         device=device,
         n_components=int(raw["n_components"]),
-        objective=float(raw["objective"]),
         labels=raw["labels"],
         model=model,
         n_inner=int(raw["n_inner"]),
+        _objective=None if np.isnan(known) else known,
+        _objective_of=objective_of if np.isnan(known) else None,
     )
     if not sol.converged:
         warnings.warn(

@@ -398,3 +398,121 @@ def test_extreme_weight_ratios(make, method):
         assert bool(sol.converged) == (sol.grad_norm <= tol)
     else:
         check_against_reference(sol, c, alpha, ref, tol)
+
+
+# --------------------------------------------------------------------------- #
+# the objective: skipped by the solve, computed on first access
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("model", ["bt", "gaussian"])
+@pytest.mark.parametrize("outcome,weighted", [("hard", False), ("soft", False), ("soft", True)])
+def test_objective_on_first_access_matches_reference(model, outcome, weighted):
+    rng = np.random.default_rng(31)
+    c = R.random_comparisons(rng, 23, 97, outcome, weighted=weighted)
+    sol = pycomp.solve(c.i, c.j, c.p, weights=c.w, n_items=c.n_items, model=model, alpha=0.7)
+    assert sol._objective is None, "the solve should leave F to be computed on first access"
+    ref = (R.bt_objective if model == "bt" else R.gaussian_objective)(sol.scores, c, 0.7)
+    assert sol.objective == pytest.approx(ref, rel=OBJ_RTOL, abs=1e-12)
+    assert sol._objective_of is None, "the comparison arrays should be released once F is known"
+    assert sol.objective == pytest.approx(ref, rel=OBJ_RTOL, abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["newton", "mm", "newman"])
+def test_core_objective_flag(method):
+    rng = np.random.default_rng(5)
+    c = R.random_comparisons(rng, 40, 200, "soft", weighted=True)
+    args = (c.i, c.j, c.p, c.w, c.n_items, method, 1.0, 1e-9, 100_000, 0)
+    with_f = pycomp._core.solve_bt(*args)
+    without = pycomp._core.solve_bt(*args, objective=False)
+    assert np.isnan(without["objective"])
+    np.testing.assert_array_equal(with_f["scores"], without["scores"])
+    direct = pycomp._core.objective(c.i, c.j, c.p, c.w, without["scores"], c.n_items, model="bt", alpha=1.0)
+    assert direct == pytest.approx(with_f["objective"], rel=1e-12)
+    assert direct == pytest.approx(R.bt_objective(without["scores"], c, 1.0), rel=OBJ_RTOL)
+
+
+def test_core_objective_bad_input():
+    i, j = np.array([0, 1]), np.array([1, 2])
+    with pytest.raises(ValueError, match="scores must be a float array of length n_items = 3"):
+        pycomp._core.objective(i, j, scores=np.zeros(2))
+    with pytest.raises(ValueError, match="scores must be"):
+        pycomp._core.objective(i, j, scores=np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="model = 'x'"):
+        pycomp._core.objective(i, j, scores=np.zeros(3), model="x")
+    with pytest.raises(ValueError, match="alpha"):
+        pycomp._core.objective(i, j, scores=np.zeros(3), alpha=-1.0)
+    with pytest.raises(ValueError, match=r"i\[1\]"):
+        pycomp._core.objective(np.array([0, 5]), j, scores=np.zeros(3), n_items=3)
+
+
+# --------------------------------------------------------------------------- #
+# the passes for large graphs (prefetching gathers) and the baseline kernels
+# --------------------------------------------------------------------------- #
+def _as_given(c, kind):
+    """(i, j, p, w) as a user would pass them: hard as (winner, loser) rows with p=None,
+    soft with p only, weighted with p and w (so that each graph kind of the core runs)."""
+    if kind == "hard":
+        first_won = c.p == 1.0
+        return np.where(first_won, c.i, c.j), np.where(first_won, c.j, c.i), None, None
+    return c.i, c.j, c.p, (c.w if kind == "weighted" else None)
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft", "weighted"])
+def test_newton_on_a_graph_larger_than_the_cache(kind):
+    # More than 65,536 items: the Newton passes prefetch their gathers.
+    rng = np.random.default_rng(11)
+    c = R.random_comparisons(rng, 70_001, 150_001, "soft" if kind != "hard" else "hard", weighted=kind == "weighted")
+    i, j, p, w = _as_given(c, kind)
+    sol = pycomp.solve(i, j, p, weights=w, n_items=c.n_items, method="newton", tol=1e-9)
+    assert sol.converged
+    g = R.bt_gradient(sol.scores, c, 1.0)
+    assert np.abs(g).max() <= 1e-9 + 1e-12
+    assert sol.grad_norm == pytest.approx(np.abs(g).max(), rel=GRAD_RTOL, abs=GRAD_ATOL)
+
+
+# Odd sizes (row tails of 1-3 entries) and one graph past the prefetching threshold.
+BASE_KERNEL_CASES = [(37, 151, "hard"), (37, 151, "soft"), (41, 173, "weighted"), (70001, 150001, "hard")]
+BASE_KERNELS_SCRIPT = f"CASES = {BASE_KERNEL_CASES!r}\n" + """
+import json, sys
+import numpy as np
+import pycomp
+from pycomp import _core
+assert _core.build_info()["cpu_kernels"] == "base", _core.build_info()["cpu_kernels"]
+out = {}
+for seed, (n, m, kind) in enumerate(CASES):
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, m); j = (i + rng.integers(1, n, m)) % n
+    p = None if kind == "hard" else rng.uniform(0, 1, m)
+    w = rng.uniform(0, 2, m) if kind == "weighted" else None
+    for method in ("newton", "mm", "newman"):
+        if n > 1000 and method != "newton":
+            continue
+        sol = pycomp.solve(i, j, p, weights=w, n_items=n, method=method, tol=1e-9, max_iter=100000)
+        out[f"{seed}-{method}"] = sol.scores.tolist()
+json.dump(out, sys.stdout)
+"""
+
+
+def test_baseline_kernels_agree_with_the_dispatched_ones():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if pycomp.build_info().get("cpu_kernels") != "avx2":
+        pytest.skip("this machine runs the baseline kernels already")
+    env = dict(os.environ, PYCOMP_CPU_KERNELS="base")
+    run = subprocess.run([sys.executable, "-c", BASE_KERNELS_SCRIPT], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    base = json.loads(run.stdout)
+    for seed, (n, m, kind) in enumerate(BASE_KERNEL_CASES):
+        rng = np.random.default_rng(seed)
+        i = rng.integers(0, n, m)
+        j = (i + rng.integers(1, n, m)) % n
+        p = None if kind == "hard" else rng.uniform(0, 1, m)
+        w = rng.uniform(0, 2, m) if kind == "weighted" else None
+        for method in ("newton", "mm", "newman"):
+            key = f"{seed}-{method}"
+            if key not in base:
+                continue
+            sol = pycomp.solve(i, j, p, weights=w, n_items=n, method=method, tol=1e-9, max_iter=100000)
+            np.testing.assert_allclose(sol.scores, base[key], rtol=0, atol=1e-8, err_msg=key)

@@ -16,6 +16,7 @@ struct SolveOptions {
   double tol = 1e-8;   // stop when ||grad F||_inf <= tol
   int max_iter = 100;  // outer iterations (Newton steps, fixed-point sweeps, CG iterations)
   int n_threads = 0;   // 0: the OpenMP default
+  bool objective = true;  // compute F at the result (one more pass); NaN in the result otherwise
 };
 
 // Connected components of the comparison graph (comparisons of zero weight ignored).
@@ -31,7 +32,7 @@ struct SolveResult {
   long long n_inner = 0;       // inner iterations (CG steps) summed over the run
   bool converged = false;
   double grad_norm = 0.0;      // ||grad F||_inf at the returned scores
-  double objective = 0.0;      // F at the returned scores
+  double objective = 0.0;      // F at the returned scores (NaN unless SolveOptions::objective)
   GraphInfo graph;
 };
 

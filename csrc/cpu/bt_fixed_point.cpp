@@ -114,7 +114,7 @@ SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, cons
     res.n_iter = it;
     res.grad_norm = gnorm;
     res.converged = gnorm <= opt.tol;
-    res.objective = bt_objective(graph, en, alpha, s, threads);
+    res.objective = opt.objective ? bt_objective(graph, en, alpha, s, threads) : NAN;
     return res;
   });
 }

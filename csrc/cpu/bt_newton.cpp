@@ -18,6 +18,7 @@
 #include "cpu/item_graph.h"
 #include "cpu/parallel.h"
 #include "cpu/pcg.h"
+#include "cpu/row_kernels.h"
 #include "cpu/solvers.h"
 
 namespace pycomp {
@@ -128,20 +129,50 @@ Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double*
   double* diag = ws.diag.data();
   double* prior = ws.prior.data();
   const count_t* start = graph.start.data();
+  const bool prefetch = gathers_miss_l2(graph.n);
   const ItemTotals tot = for_chunks(graph, threads, [&](index_t a0, index_t a1) {
-    const count_t e0 = start[a0], len = start[a1] - e0;
-    double* gr = scratch(0, len);  // holds the ratios, then the gradient terms
-    gather_ratios(graph, en, a0, a1, up, down, gr);
-    const E local = en.offset(e0);
-    float* curv_out = curv + e0;
-#pragma omp simd
-    for (count_t t = 0; t < len; ++t) {
-      const BtTerms bt = bt_terms_given_ratio(gr[t], local.wins(t), local.total(t));
-      gr[t] = bt.grad;
-      curv_out[t] = static_cast<float>(bt.curv);
+    ItemTotals out;
+    for (index_t a = a0; a < a1; ++a) {
+      const RowSums row = prefetch ? row_gradient<true>(en, curv, start[a], start[a + 1], up, down[a])
+                                   : row_gradient<false>(en, curv, start[a], start[a + 1], up, down[a]);
+      // The prior is a comparison with d = s_a, wins = alpha, total = 2 alpha: r = exp(-s_a).
+      const BtTerms pr = bt_terms_given_ratio(down[a], alpha, 2.0 * alpha);
+      g[a] = row.grad + pr.grad;
+      prior[a] = pr.curv;
+      diag[a] = row.curv + pr.curv;
+      out.max = std::max(out.max, std::fabs(g[a]));
     }
-    // The diagonal only preconditions: the float curvatures suffice for it.
-    return sum_rows<false>(start, a0, a1, gr, static_cast<const float*>(curv_out), s, alpha, g, diag, prior);
+    return out;
+  });
+  return Eval{NAN, tot.max};
+}
+
+// The same at s = 0, the starting point, where every ratio is 1: a pass with no gathers.
+template <class E>
+Eval evaluate_gradient_at_zero(const ItemGraph& graph, E en, double alpha, Workspace& ws, int threads) {
+  float* curv = ws.curv.data();
+  double* g = ws.g.data();
+  double* diag = ws.diag.data();
+  double* prior = ws.prior.data();
+  const count_t* start = graph.start.data();
+  const BtTerms pr = bt_terms_given_ratio(1.0, alpha, 2.0 * alpha);
+  const ItemTotals tot = for_chunks(graph, threads, [&](index_t a0, index_t a1) {
+    ItemTotals out;
+    for (index_t a = a0; a < a1; ++a) {
+      double grad = 0.0, hess = 0.0;
+#pragma omp simd reduction(+ : grad, hess)
+      for (count_t e = start[a]; e < start[a + 1]; ++e) {
+        const BtTerms t = bt_terms_given_ratio(1.0, en.wins(e), en.total(e));
+        curv[e] = static_cast<float>(t.curv);
+        grad += t.grad;
+        hess += t.curv;
+      }
+      g[a] = grad + pr.grad;
+      prior[a] = pr.curv;
+      diag[a] = hess + pr.curv;
+      out.max = std::max(out.max, std::fabs(g[a]));
+    }
+    return out;
   });
   return Eval{NAN, tot.max};
 }
@@ -165,6 +196,7 @@ int newton_direction(const ItemGraph& graph, E en, Workspace& ws, double target,
     dir[a] = 0.0;
     return ItemTotals{};
   });
+  const bool prefetch = gathers_miss_l2(n);
   auto hessian_times = [&](const double* v, double* result) {
     return for_chunks(graph, threads, [&](index_t a0, index_t a1) {
              // Local copies: captured references would be reloaded on every entry.
@@ -175,23 +207,8 @@ int newton_direction(const ItemGraph& graph, E en, Workspace& ws, double target,
              ItemTotals out;
              for (index_t a = a0; a < a1; ++a) {
                const double va = vv[a];
-               // Four running sums: one would wait on the FMA latency at every entry.
-               double acc0 = 0.0, acc1 = 0.0, acc2 = 0.0, acc3 = 0.0;
-               count_t e = st[a];
-               const count_t end = st[a + 1];
-               for (; e + 4 <= end; e += 4) {
-                 __builtin_prefetch(vv + ent.neighbour(e + kPrefetch));
-                 __builtin_prefetch(vv + ent.neighbour(e + kPrefetch + 2));
-                 acc0 += static_cast<double>(cv[e]) * (va - vv[ent.neighbour(e)]);
-                 acc1 += static_cast<double>(cv[e + 1]) * (va - vv[ent.neighbour(e + 1)]);
-                 acc2 += static_cast<double>(cv[e + 2]) * (va - vv[ent.neighbour(e + 2)]);
-                 acc3 += static_cast<double>(cv[e + 3]) * (va - vv[ent.neighbour(e + 3)]);
-               }
-               for (; e < end; ++e) {
-                 __builtin_prefetch(vv + ent.neighbour(e + kPrefetch));
-                 acc0 += static_cast<double>(cv[e]) * (va - vv[ent.neighbour(e)]);
-               }
-               const double acc = (acc0 + acc1) + (acc2 + acc3);
+               const double acc = prefetch ? row_hessian_times<true>(ent, cv, st[a], st[a + 1], vv, va)
+                                           : row_hessian_times<false>(ent, cv, st[a], st[a + 1], vv, va);
                const double y = acc + prior[a] * va;
                out.sum += va * y;
                result[a] = y;
@@ -226,7 +243,7 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
       weight[a] = total;
       return ItemTotals{};
     });
-    Eval cur = evaluate_gradient(graph, en, opt.alpha, s.data(), ws, threads);
+    Eval cur = evaluate_gradient_at_zero(graph, en, opt.alpha, ws, threads);  // s starts at 0
     // The largest conjugate-gradient effort worth spending on one Newton step.
     const int max_cg = static_cast<int>(std::min<long long>(2LL * n + 10, 2000));
     int it = 0;
@@ -310,7 +327,7 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
     }
     res.n_iter = it;
     res.grad_norm = cur.gnorm;
-    res.objective = std::isnan(cur.F) ? bt_objective(graph, en, opt.alpha, s.data(), threads) : cur.F;
+    res.objective = !std::isnan(cur.F) ? cur.F : opt.objective ? bt_objective(graph, en, opt.alpha, s.data(), threads) : NAN;
     res.converged = cur.gnorm <= opt.tol;
     return res;
   });

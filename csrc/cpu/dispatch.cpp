@@ -1,4 +1,8 @@
-// Picks the CPU kernels for the machine at hand, once.
+// Picks the CPU kernels for the machine at hand, once. PYCOMP_CPU_KERNELS=base in the
+// environment forces the baseline build (to test it on an AVX2 machine).
+#include <cstdlib>
+#include <cstring>
+
 #include "cpu/solvers.h"
 
 namespace pycomp {
@@ -8,7 +12,9 @@ const CpuKernels& cpu_kernels() {
   static const CpuKernels kernels = []() {
 #ifdef PYCOMP_WITH_AVX2_KERNELS
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    const char* forced = std::getenv("PYCOMP_CPU_KERNELS");
+    const bool base_forced = forced && std::strcmp(forced, "base") == 0;
+    if (!base_forced && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
       return CpuKernels{"avx2", &isa_avx2::bt_newton, &isa_avx2::bt_fixed_point, &isa_avx2::gaussian_cg};
     }
 #endif

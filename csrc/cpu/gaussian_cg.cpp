@@ -74,13 +74,7 @@ SolveResult gaussian_cg(const Comparisons& c, const ItemGraph& graph, const Solv
       if (gnorm <= opt.tol) break;
     }
     if (!std::isfinite(gnorm)) gnorm = gradient_norm();
-    double loss = 0.0;
-    with_edge_weights(c, [&](auto ew) {
-      for (count_t k = 0; k < c.m; ++k) loss += gaussian_loss(s[c.i[k]] - s[c.j[k]], ew.wins(k), ew.total(k), beta);
-      return 0;
-    });
-    const double prior = for_items(n, threads, [&](index_t a) { return ItemTotals{0.5 * alpha * s[a] * s[a], 0.0}; }).sum;
-    res.objective = loss + prior;
+    res.objective = opt.objective ? gaussian_objective_of(c, s, alpha, beta, threads) : NAN;
     res.n_iter = steps;
     res.n_inner = steps;
     res.grad_norm = gnorm;

@@ -60,7 +60,7 @@ template <bool HasP, bool HasW, EntryKind K>
 void allocate_entries(ItemGraph& g, count_t nnz) {
   g.nnz = nnz;
   g.start.resize(static_cast<size_t>(g.n) + 1);  // every row's start is written by the caller
-  g.nbr.resize(static_cast<size_t>(nnz + kPrefetch));
+  g.nbr.resize(static_cast<size_t>(nnz + kPrefetchPad));
   std::fill(g.nbr.begin() + nnz, g.nbr.end(), 0);  // the prefetch padding
   if (K != EntryKind::Hard) g.wins.resize(static_cast<size_t>(nnz));
   if (K == EntryKind::Weighted) g.total.resize(static_cast<size_t>(nnz));

@@ -51,6 +51,10 @@ const CpuKernels& cpu_kernels();
 //   var_a ~= 1 / (H_aa - sum_b C_ab^2 / H_bb), C_ab the summed curvature of all comparisons of a and b.
 std::vector<double> local_variance(const Comparisons& c, const double* curv, const double* prior, int n_threads);
 
+// The PoE-BT and PoE-Gaussian objectives at s, from the comparisons themselves.
+double bt_objective_of(const Comparisons& c, const double* s, double alpha, int threads);
+double gaussian_objective_of(const Comparisons& c, const double* s, double alpha, double beta, int threads);
+
 // Shifts every component of `scores` to mean 0.
 void center_components(std::vector<double>& scores, const GraphInfo& graph, int n_threads);
 
