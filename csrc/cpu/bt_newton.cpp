@@ -29,7 +29,7 @@ namespace {
 struct Workspace {
   Workspace(const ItemGraph& graph)
       : curv(static_cast<size_t>(graph.nnz)), g(graph.n), diag(graph.n), prior(graph.n), up(graph.n), down(graph.n), weight(graph.n),
-        dir(graph.n), rhs(graph.n), trial(graph.n), cg(graph.n) {}
+        dir(graph.n), rhs(graph.n), trial(graph.n), cg(graph.n, true) {}
   big_vector<float> curv;  // [nnz] curvature of each entry (only steers the search direction)
   std::vector<double> g, diag, prior;
   big_vector<double> up, down;  // exp(s), exp(-s) of the gradient pass (up is gathered: huge pages)
@@ -197,18 +197,21 @@ int newton_direction(const ItemGraph& graph, E en, Workspace& ws, double target,
     return ItemTotals{};
   });
   const bool prefetch = gathers_miss_l2(n);
-  auto hessian_times = [&](const double* v, double* result) {
+  // The neighbours' values are gathered in float (the row's own in double): the
+  // direction only steers the step, which the exact gradient then checks.
+  auto hessian_times = [&](const double* v, const float* v_float, double* result) {
     return for_chunks(graph, threads, [&](index_t a0, index_t a1) {
              // Local copies: captured references would be reloaded on every entry.
              const E ent = en;
              const float* cv = curv;
              const double* vv = v;
+             const float* vf = v_float;
              const count_t* st = start;
              ItemTotals out;
              for (index_t a = a0; a < a1; ++a) {
                const double va = vv[a];
-               const double acc = prefetch ? row_hessian_times<true>(ent, cv, st[a], st[a + 1], vv, va)
-                                           : row_hessian_times<false>(ent, cv, st[a], st[a + 1], vv, va);
+               const double acc = prefetch ? row_hessian_times<true>(ent, cv, st[a], st[a + 1], vf, va)
+                                           : row_hessian_times<false>(ent, cv, st[a], st[a + 1], vf, va);
                const double y = acc + prior[a] * va;
                out.sum += va * y;
                result[a] = y;

@@ -46,7 +46,7 @@ SolveResult gaussian_cg(const Comparisons& c, const ItemGraph& graph, const Solv
       diag[a] = d;
       return ItemTotals{};
     });
-    auto system_times = [&](const double* v, double* out) {
+    auto system_times = [&](const double* v, const float*, double* out) {
       return for_rows(graph, threads, [&](index_t a) {
                const double va = v[a];
                double acc = alpha * va;
@@ -61,7 +61,7 @@ SolveResult gaussian_cg(const Comparisons& c, const ItemGraph& graph, const Solv
     };
     // ||A s - b||_inf at s, the gradient norm of the objective.
     auto gradient_norm = [&]() {
-      system_times(s, grad.data());
+      system_times(s, nullptr, grad.data());
       return for_items(n, threads, [&](index_t a) { return ItemTotals{0.0, std::fabs(grad[a] - rhs[a])}; }).max;
     };
     int steps = 0;

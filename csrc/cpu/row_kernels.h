@@ -26,11 +26,12 @@ struct RowSums {
   double curv;
 };
 
-// sum_e curv[e] * (va - v[neighbour(e)]) over the entries [e, end) of one row, prefetching
+// sum_e curv[e] * (va - v[neighbour(e)]) over the entries [e, end) of one row (v of
+// doubles or floats, summed in double), prefetching
 // v kPrefetch entries ahead when Prefetch (for v larger than the L2 cache). Scalar loads:
 // AVX2 gathers measured slower on Zen 3, from L2 and from L3 alike.
-template <bool Prefetch, class E>
-inline double row_hessian_times(E en, const float* curv, count_t e, count_t end, const double* v, double va) {
+template <bool Prefetch, class E, class V>
+inline double row_hessian_times(E en, const float* curv, count_t e, count_t end, const V* v, double va) {
   // Four running sums: one would wait on the add latency at every entry.
   double acc0 = 0.0, acc1 = 0.0, acc2 = 0.0, acc3 = 0.0;
   for (; e + 4 <= end; e += 4) {
