@@ -18,6 +18,7 @@
 
 #include "core/cuda_info.h"
 #include "core/validate.h"
+#include "cpu/memory.h"
 #include "cpu/parallel.h"
 #include "cpu/solvers.h"
 
@@ -317,6 +318,13 @@ n_components, labels, component_sizes.)doc");
       py::arg("i"), py::arg("j"), py::arg("curv"), py::arg("prior"), py::arg("n_items") = py::none(),
       py::arg("n_threads") = 0,
       "Local approximation of diag(H^-1), H = Laplacian with edge weights curv + diag(prior).");
+
+  m.def(
+      "release_memory", []() { return cpu::BlockCache::instance().release(); },
+      "Free the large work arrays kept from earlier solves for reuse; returns the bytes freed.");
+  m.def(
+      "cached_memory", []() { return cpu::BlockCache::instance().cached_bytes(); },
+      "Bytes of large work arrays kept from earlier solves for reuse (at most 1 GiB).");
 
   m.def("build_info", []() {
     py::dict info;

@@ -40,6 +40,7 @@ __all__ = [
     "build_info",
     "cuda_available",
     "encode_ids",
+    "release_memory",
     "solve",
     "solve_table",
 ]
@@ -64,3 +65,19 @@ def cuda_available() -> bool:
     """Whether the CUDA backend is compiled in and a CUDA device is present."""
     info = _core_build_info()
     return bool(info["cuda_compiled"]) and info["cuda_device_count"] > 0
+
+
+def release_memory() -> int:
+    """Free the large work arrays that the solver keeps between solves.
+
+    Arrays of 2 MiB and more (the comparison graph, the per-entry curvatures, the
+    solver's vectors) are kept when a solve ends, up to 1 GiB in all, and handed to
+    the next solve of the same size: the kernel zeroes every fresh page, which took
+    12-18% of a 1M-item solve. Results do not depend on it.
+
+    Returns
+    -------
+    int
+        The number of bytes freed.
+    """
+    return int(_core.release_memory())

@@ -516,3 +516,22 @@ def test_baseline_kernels_agree_with_the_dispatched_ones():
                 continue
             sol = pycomp.solve(i, j, p, weights=w, n_items=n, method=method, tol=1e-9, max_iter=100000)
             np.testing.assert_allclose(sol.scores, base[key], rtol=0, atol=1e-8, err_msg=key)
+
+
+def test_reused_work_arrays_do_not_change_results():
+    # Large enough for the graph and the Newton work arrays (>= 2 MiB) to be kept and reused.
+    rng = np.random.default_rng(3)
+    n, m = 140_000, 300_000
+    i = rng.integers(0, n, m)
+    j = (i + rng.integers(1, n, m)) % n
+    pycomp.release_memory()
+    first = pycomp.solve(i, j, n_items=n).scores
+    assert pycomp._core.cached_memory() > 0
+    # Other data of the same size: the arrays handed back hold its values, not zeros.
+    other = pycomp.solve(j, i, rng.uniform(0, 1, m), n_items=n).scores
+    again = pycomp.solve(i, j, n_items=n).scores
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    freed = pycomp.release_memory()
+    assert freed > 0 and pycomp._core.cached_memory() == 0
+    np.testing.assert_array_equal(pycomp.solve(i, j, n_items=n).scores, first)

@@ -31,10 +31,11 @@ struct Workspace {
       : curv(static_cast<size_t>(graph.nnz)), g(graph.n), diag(graph.n), prior(graph.n), up(graph.n), down(graph.n), weight(graph.n),
         dir(graph.n), rhs(graph.n), trial(graph.n), cg(graph.n, true) {}
   big_vector<float> curv;  // [nnz] curvature of each entry (only steers the search direction)
-  std::vector<double> g, diag, prior;
-  big_vector<double> up, down;  // exp(s), exp(-s) of the gradient pass (up is gathered: huge pages)
-  std::vector<double> weight;    // total weight of each item's comparisons
-  std::vector<double> dir, rhs, trial;
+  big_vector<double> g, diag, prior;
+  big_vector<double> up, down;  // exp(s), exp(-s) of the gradient pass
+  big_vector<double> weight;    // total weight of each item's comparisons
+  big_vector<double> dir, rhs;
+  std::vector<double> trial;    // swapped with the scores
   PcgScratch cg;
 };
 
