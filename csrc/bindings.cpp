@@ -320,7 +320,7 @@ n_components, labels, component_sizes.)doc");
       "Local approximation of diag(H^-1), H = Laplacian with edge weights curv + diag(prior).");
 
   m.def(
-      "release_memory", []() { return cpu::BlockCache::instance().release(); },
+      "release_memory", []() { return cpu::BlockCache::instance().release_cached(); },
       "Free the large work arrays kept from earlier solves for reuse; returns the bytes freed.");
   m.def(
       "cached_memory", []() { return cpu::BlockCache::instance().cached_bytes(); },

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <unordered_map>
 #include <new>
 #include <utility>
 #include <vector>
@@ -24,50 +25,64 @@ constexpr std::size_t kHugePage = std::size_t(1) << 21;
 // The most freed memory kept for reuse, process-wide.
 constexpr std::size_t kBlockCacheBytes = std::size_t(1) << 30;
 
-// Freed blocks of at least kHugePage bytes (sizes rounded up to kHugePage), handed
-// back to an allocation of the same rounded size; the oldest are freed first when
-// the cache is full. Thread-safe.
+// Freed blocks of at least kHugePage bytes, handed back to later allocations: each
+// takes the smallest cached block that holds it and wastes at most half of it. The
+// oldest are freed first when the cache is full. Thread-safe.
 class BlockCache {
  public:
   static BlockCache& instance() {
     static BlockCache cache;
     return cache;
   }
-  // A cached block of exactly `bytes` (a multiple of kHugePage), or nullptr.
-  void* take(std::size_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
-      if (it->first == bytes) {
-        void* p = it->second;
-        blocks_.erase(std::next(it).base());
-        cached_ -= bytes;
+  // A block of at least `bytes` (a multiple of kHugePage): from the cache, or fresh.
+  void* allocate(std::size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto best = free_.end();
+      for (auto it = free_.begin(); it != free_.end(); ++it) {
+        if (it->first >= bytes && it->first <= 2 * bytes && (best == free_.end() || it->first < best->first)) best = it;
+      }
+      if (best != free_.end()) {
+        void* p = best->second;
+        in_use_[p] = best->first;
+        cached_ -= best->first;
+        free_.erase(best);
         return p;
       }
     }
-    return nullptr;
+    void* p = nullptr;
+    if (posix_memalign(&p, kHugePage, bytes) != 0) throw std::bad_alloc();
+#ifdef __linux__
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_use_[p] = bytes;
+    return p;
   }
-  // Keeps p (of `bytes`, a multiple of kHugePage) for reuse, or frees it when it is
-  // larger than the whole cache.
-  void give(void* p, std::size_t bytes) {
+  // Takes back a block from allocate(): kept for reuse unless larger than the cache.
+  void release(void* p) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = in_use_.find(p);
+    const std::size_t bytes = it->second;
+    in_use_.erase(it);
     if (bytes > kBlockCacheBytes) {
       std::free(p);
       return;
     }
-    std::lock_guard<std::mutex> lock(mutex_);
     while (cached_ + bytes > kBlockCacheBytes) {
-      std::free(blocks_.front().second);
-      cached_ -= blocks_.front().first;
-      blocks_.pop_front();
+      std::free(free_.front().second);
+      cached_ -= free_.front().first;
+      free_.pop_front();
     }
-    blocks_.emplace_back(bytes, p);
+    free_.emplace_back(bytes, p);
     cached_ += bytes;
   }
   // Frees every cached block; returns how many bytes.
-  std::size_t release() {
+  std::size_t release_cached() {
     std::lock_guard<std::mutex> lock(mutex_);
     const std::size_t freed = cached_;
-    for (auto& b : blocks_) std::free(b.second);
-    blocks_.clear();
+    for (auto& b : free_) std::free(b.second);
+    free_.clear();
     cached_ = 0;
     return freed;
   }
@@ -75,20 +90,27 @@ class BlockCache {
     std::lock_guard<std::mutex> lock(mutex_);
     return cached_;
   }
-  ~BlockCache() { release(); }
+  ~BlockCache() { release_cached(); }
 
  private:
   std::mutex mutex_;
-  std::deque<std::pair<std::size_t, void*>> blocks_;  // oldest first
+  std::deque<std::pair<std::size_t, void*>> free_;  // (bytes, block), oldest first
+  std::unordered_map<void*, std::size_t> in_use_;    // block -> bytes
   std::size_t cached_ = 0;
 };
 
-template <class T>
+// Cached = false: freed straight back to the system (for short-lived arrays, which
+// would otherwise stay resident beside the ones that replace them).
+template <class T, bool Cached = true>
 struct HugePageAllocator {
   using value_type = T;
+  template <class U>
+  struct rebind {
+    using other = HugePageAllocator<U, Cached>;
+  };
   HugePageAllocator() = default;
   template <class U>
-  HugePageAllocator(const HugePageAllocator<U>&) {}
+  HugePageAllocator(const HugePageAllocator<U, Cached>&) {}
 
   T* allocate(std::size_t count) {
     const std::size_t bytes = count * sizeof(T);
@@ -98,7 +120,7 @@ struct HugePageAllocator {
       return static_cast<T*>(p);
     }
     const std::size_t rounded = (bytes + kHugePage - 1) & ~(kHugePage - 1);
-    if (void* cached = BlockCache::instance().take(rounded)) return static_cast<T*>(cached);
+    if (Cached) return static_cast<T*>(BlockCache::instance().allocate(rounded));
     void* p = nullptr;
     if (posix_memalign(&p, kHugePage, rounded) != 0) throw std::bad_alloc();
 #ifdef __linux__
@@ -108,11 +130,11 @@ struct HugePageAllocator {
   }
   void deallocate(T* p, std::size_t count) {
     const std::size_t bytes = count * sizeof(T);
-    if (bytes < kHugePage) {
+    if (bytes < kHugePage || !Cached) {
       std::free(p);
       return;
     }
-    BlockCache::instance().give(p, (bytes + kHugePage - 1) & ~(kHugePage - 1));
+    BlockCache::instance().release(p);
   }
   // Default-initialises: resize() leaves trivial elements unwritten instead of zeroing
   // arrays that the caller fills anyway.
@@ -125,17 +147,20 @@ struct HugePageAllocator {
     }
   }
   template <class U>
-  bool operator==(const HugePageAllocator<U>&) const {
+  bool operator==(const HugePageAllocator<U, Cached>&) const {
     return true;
   }
   template <class U>
-  bool operator!=(const HugePageAllocator<U>&) const {
+  bool operator!=(const HugePageAllocator<U, Cached>&) const {
     return false;
   }
 };
 
 template <class T>
 using big_vector = std::vector<T, HugePageAllocator<T>>;
+// A big_vector whose memory goes back to the system when it is freed.
+template <class T>
+using scratch_vector = std::vector<T, HugePageAllocator<T, false>>;
 
 }  // namespace cpu
 }  // namespace pycomp
