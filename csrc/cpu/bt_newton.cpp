@@ -158,16 +158,22 @@ Eval evaluate_gradient_at_zero(const ItemGraph& graph, E en, double alpha, Works
   const count_t* start = graph.start.data();
   const BtTerms pr = bt_terms_given_ratio(1.0, alpha, 2.0 * alpha);
   const ItemTotals tot = for_chunks(graph, threads, [&](index_t a0, index_t a1) {
+    // Local copies: captured references would be reloaded after every store (they
+    // might alias it), which stops vectorisation.
+    const E ent = en;
+    float* cv = curv;
     ItemTotals out;
     for (index_t a = a0; a < a1; ++a) {
-      double grad = 0.0, hess = 0.0;
-#pragma omp simd reduction(+ : grad, hess)
-      for (count_t e = start[a]; e < start[a + 1]; ++e) {
-        const BtTerms t = bt_terms_given_ratio(1.0, en.wins(e), en.total(e));
-        curv[e] = static_cast<float>(t.curv);
-        grad += t.grad;
-        hess += t.curv;
+      // With r = 1: grad = total / 2 - wins and curv = total / 4 for every entry.
+      double wins = 0.0, total = 0.0;
+      const count_t end = start[a + 1];
+#pragma omp simd reduction(+ : wins, total)
+      for (count_t e = start[a]; e < end; ++e) {
+        cv[e] = static_cast<float>(0.25 * ent.total(e));
+        wins += ent.wins(e);
+        total += ent.total(e);
       }
+      const double grad = 0.5 * total - wins, hess = 0.25 * total;
       g[a] = grad + pr.grad;
       prior[a] = pr.curv;
       diag[a] = hess + pr.curv;
