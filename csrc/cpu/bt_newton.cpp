@@ -42,6 +42,7 @@ struct Workspace {
 struct Eval {
   double F;      // NaN unless computed
   double gnorm;  // ||grad F||_inf
+  double slope = NAN;  // grad F . dir when a direction was given to the pass, else NaN
 };
 
 // For the rows [a0, a1) of a chunk whose per-entry gradient and curvature terms (indexed
@@ -113,9 +114,10 @@ constexpr double kRatioPathMaxScore = 300.0;
 // The gradient, Hessian diagonal, prior curvature and per-entry curvature at s, like
 // evaluate<false>, but with the exponentials computed once per item instead of once per
 // entry: exp(-(s_a - s_b)) = exp(s_b) * exp(-s_a). Falls back to evaluate<false> when
-// some |s_a| is too large for that product.
+// some |s_a| is too large for that product. With `dir`, also returns grad F . dir.
 template <class E>
-Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double* s, Workspace& ws, int threads) {
+Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double* s, Workspace& ws, int threads,
+                       const double* dir = nullptr) {
   double* up = ws.up.data();
   double* down = ws.down.data();
   const double largest = for_items(graph.n, threads, [&](index_t a) {
@@ -142,10 +144,11 @@ Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double*
       prior[a] = pr.curv;
       diag[a] = row.curv + pr.curv;
       out.max = std::max(out.max, std::fabs(g[a]));
+      if (dir) out.sum += g[a] * dir[a];
     }
     return out;
   });
-  return Eval{NAN, tot.max};
+  return Eval{NAN, tot.max, dir ? tot.sum : NAN};
 }
 
 // The same at s = 0, the starting point, where every ratio is 1: a pass with no gathers.
@@ -206,7 +209,7 @@ int newton_direction(const ItemGraph& graph, E en, Workspace& ws, double target,
   const bool prefetch = gathers_miss_l2(n);
   // The neighbours' values are gathered in float (the row's own in double): the
   // direction only steers the step, which the exact gradient then checks.
-  auto hessian_times = [&](const double* v, const float* v_float, double* result) {
+  auto hessian_times = [&](const double* v, const float* v_float, auto&& emit) {
     return for_chunks(graph, threads, [&](index_t a0, index_t a1) {
              // Local copies: captured references would be reloaded on every entry.
              const E ent = en;
@@ -217,11 +220,10 @@ int newton_direction(const ItemGraph& graph, E en, Workspace& ws, double target,
              ItemTotals out;
              for (index_t a = a0; a < a1; ++a) {
                const double va = vv[a];
-               const double acc = prefetch ? row_hessian_times<true>(ent, cv, st[a], st[a + 1], vf, va)
-                                           : row_hessian_times<false>(ent, cv, st[a], st[a + 1], vf, va);
-               const double y = acc + prior[a] * va;
-               out.sum += va * y;
-               result[a] = y;
+               const double acc = !vf        ? row_hessian_times<true>(ent, cv, st[a], st[a + 1], vv, va)
+                                  : prefetch ? row_hessian_times<true>(ent, cv, st[a], st[a + 1], vf, va)
+                                             : row_hessian_times<false>(ent, cv, st[a], st[a + 1], vf, va);
+               out.sum += emit(a, acc + prior[a] * va);
              }
              return out;
            })
@@ -268,15 +270,6 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
       double* dir = ws.dir.data();
       const double* g = ws.g.data();
       const double* diag = ws.diag.data();
-      double slope = for_items(n, threads, [&](index_t a) { return ItemTotals{g[a] * dir[a], 0.0}; }).sum;
-      if (!(slope < 0)) {
-        // CG made no progress (e.g. curvature underflow): preconditioned steepest descent.
-        slope = for_items(n, threads, [&](index_t a) {
-                  dir[a] = diag[a] > 0 ? -g[a] / diag[a] : -g[a];
-                  return ItemTotals{g[a] * dir[a], 0.0};
-                }).sum;
-        if (!(slope < 0)) break;
-      }
       double* trial = ws.trial.data();
       auto step_to = [&](double t) {
         for_items(n, threads, [&](index_t a) {
@@ -284,6 +277,20 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
           return ItemTotals{};
         });
       };
+      // phi'(0) = g . d, and the full step s + d, in one pass.
+      double slope = for_items(n, threads, [&](index_t a) {
+                       trial[a] = s[a] + dir[a];
+                       return ItemTotals{g[a] * dir[a], 0.0};
+                     }).sum;
+      if (!(slope < 0)) {
+        // CG made no progress (e.g. curvature underflow): preconditioned steepest descent.
+        slope = for_items(n, threads, [&](index_t a) {
+                  dir[a] = diag[a] > 0 ? -g[a] / diag[a] : -g[a];
+                  return ItemTotals{g[a] * dir[a], 0.0};
+                }).sum;
+        if (!(slope < 0)) break;
+        step_to(1.0);
+      }
       // The full step is taken without computing F when
       //  - it reaches the tolerance, or
       //  - the slope at its end, phi'(1) = g(s + d) . d, is <= 1e-4 * phi'(0): F is convex
@@ -299,18 +306,22 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
       // Trapezoid bound of the change in F along the step: with |loss'''| <= total * sqrt(3) / 18
       // for every comparison and |d_a - d_b|^3 <= 4 (|d_a|^3 + |d_b|^3),
       //   F(s + d) - F(s) <= (phi'(0) + phi'(1)) / 2 + cubic.
+      // (computed only when the first two tests fail).
       const double* weight = ws.weight.data();
-      const double cubic = kTrapezoidCoefficient * for_items(n, threads, [&](index_t a) {
-                                                     const double x = std::fabs(dir[a]);
-                                                     return ItemTotals{(4.0 * weight[a] + 2.0 * opt.alpha) * x * x * x, 0.0};
-                                                   }).sum;
-      step_to(1.0);
-      const Eval full = evaluate_gradient(graph, en, opt.alpha, trial, ws, threads);
-      const double end_slope = for_items(n, threads, [&](index_t a) { return ItemTotals{g[a] * dir[a], 0.0}; }).sum;
+      auto cubic = [&]() {
+        return kTrapezoidCoefficient * for_items(n, threads, [&](index_t a) {
+                                         const double x = std::fabs(dir[a]);
+                                         return ItemTotals{(4.0 * weight[a] + 2.0 * opt.alpha) * x * x * x, 0.0};
+                                       }).sum;
+      };
+      const Eval full = evaluate_gradient(graph, en, opt.alpha, trial, ws, threads, dir);
+      const double end_slope = std::isnan(full.slope)
+                                   ? for_items(n, threads, [&](index_t a) { return ItemTotals{g[a] * dir[a], 0.0}; }).sum
+                                   : full.slope;
       bool accepted = std::isfinite(end_slope) &&
                       (full.gnorm <= opt.tol || end_slope <= 1e-4 * slope ||
-                       0.5 * (slope + end_slope) + cubic <= 1e-4 * slope ||
-                       (full.gnorm <= (1.0 - 1e-4 * (1.0 - eta)) * cur.gnorm && end_slope <= 0.0));
+                       (full.gnorm <= (1.0 - 1e-4 * (1.0 - eta)) * cur.gnorm && end_slope <= 0.0) ||
+                       0.5 * (slope + end_slope) + cubic() <= 1e-4 * slope);
       if (accepted) {
         s.swap(ws.trial);
         cur = full;

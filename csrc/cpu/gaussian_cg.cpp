@@ -46,7 +46,7 @@ SolveResult gaussian_cg(const Comparisons& c, const ItemGraph& graph, const Solv
       diag[a] = d;
       return ItemTotals{};
     });
-    auto system_times = [&](const double* v, const float*, double* out) {
+    auto system_times = [&](const double* v, const float*, auto&& emit) {
       return for_rows(graph, threads, [&](index_t a) {
                const double va = v[a];
                double acc = alpha * va;
@@ -54,14 +54,16 @@ SolveResult gaussian_cg(const Comparisons& c, const ItemGraph& graph, const Solv
                  __builtin_prefetch(v + en.neighbour(e + kPrefetch));
                  acc += en.total(e) * (va - v[en.neighbour(e)]);
                }
-               out[a] = acc;
-               return ItemTotals{va * acc, 0.0};
+               return ItemTotals{emit(a, acc), 0.0};
              })
           .sum;
     };
     // ||A s - b||_inf at s, the gradient norm of the objective.
     auto gradient_norm = [&]() {
-      system_times(s, nullptr, grad.data());
+      system_times(s, nullptr, [&](index_t a, double y) {
+        grad[a] = y;
+        return 0.0;
+      });
       return for_items(n, threads, [&](index_t a) { return ItemTotals{0.0, std::fabs(grad[a] - rhs[a])}; }).max;
     };
     int steps = 0;
