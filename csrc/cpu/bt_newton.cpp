@@ -29,12 +29,12 @@ namespace {
 struct Workspace {
   Workspace(const ItemGraph& graph)
       : curv(static_cast<size_t>(graph.nnz)), g(graph.n), diag(graph.n), prior(graph.n), up(graph.n), down(graph.n), weight(graph.n),
-        dir(graph.n), rhs(graph.n), trial(graph.n), cg(graph.n, true) {}
+        dir(graph.n), trial(graph.n), cg(graph.n, true) {}
   big_vector<float> curv;  // [nnz] curvature of each entry (only steers the search direction)
   big_vector<double> g, diag, prior;
   big_vector<double> up, down;  // exp(s), exp(-s) of the gradient pass
   big_vector<double> weight;    // total weight of each item's comparisons
-  big_vector<double> dir, rhs;
+  big_vector<double> dir;
   std::vector<double> trial;    // swapped with the scores
   PcgScratch cg;
 };
@@ -111,22 +111,24 @@ Eval evaluate(const ItemGraph& graph, E en, double alpha, const double* s, Works
 // exponentials: exp(s_b) * exp(-s_a) then stays a normal number for every pair.
 constexpr double kRatioPathMaxScore = 300.0;
 
-// The gradient, Hessian diagonal, prior curvature and per-entry curvature at s, like
-// evaluate<false>, but with the exponentials computed once per item instead of once per
-// entry: exp(-(s_a - s_b)) = exp(s_b) * exp(-s_a). Falls back to evaluate<false> when
-// some |s_a| is too large for that product. With `dir`, also returns grad F . dir.
+// Stores exp(x) and exp(-x) of an item's score x for the gradient pass (1 when |x| is
+// too large: that pass is then not used) and returns |x|.
+inline double store_exponentials(double x, double* up, double* down) {
+  const double y = std::fabs(x) <= kRatioPathMaxScore ? x : 0.0;
+  *up = exp_in_range(y);
+  *down = exp_in_range(-y);
+  return std::fabs(x);
+}
+
+// The gradient, Hessian diagonal, prior curvature and per-entry curvature from the
+// per-item exponentials in ws.up and ws.down (see store_exponentials), like
+// evaluate<false> but with no transcendental function per entry:
+// exp(-(s_a - s_b)) = exp(s_b) * exp(-s_a). With `dir`, also returns grad F . dir.
 template <class E>
-Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double* s, Workspace& ws, int threads,
-                       const double* dir = nullptr) {
-  double* up = ws.up.data();
-  double* down = ws.down.data();
-  const double largest = for_items(graph.n, threads, [&](index_t a) {
-                           const double x = std::fabs(s[a]) <= kRatioPathMaxScore ? s[a] : 0.0;
-                           up[a] = exp_in_range(x);
-                           down[a] = exp_in_range(-x);
-                           return ItemTotals{0.0, std::fabs(s[a])};
-                         }).max;
-  if (!(largest <= kRatioPathMaxScore)) return evaluate<false>(graph, en, alpha, s, ws, threads);
+Eval gradient_from_exponentials(const ItemGraph& graph, E en, double alpha, Workspace& ws, int threads,
+                                const double* dir) {
+  const double* up = ws.up.data();
+  const double* down = ws.down.data();
   float* curv = ws.curv.data();
   double* g = ws.g.data();
   double* diag = ws.diag.data();
@@ -149,6 +151,19 @@ Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double*
     return out;
   });
   return Eval{NAN, tot.max, dir ? tot.sum : NAN};
+}
+
+// The same at s: the exponentials first, or evaluate<false> when some |s_a| is too large
+// for their products.
+template <class E>
+Eval evaluate_gradient(const ItemGraph& graph, E en, double alpha, const double* s, Workspace& ws, int threads) {
+  double* up = ws.up.data();
+  double* down = ws.down.data();
+  const double largest =
+      for_items(graph.n, threads, [&](index_t a) { return ItemTotals{0.0, store_exponentials(s[a], up + a, down + a)}; })
+          .max;
+  if (!(largest <= kRatioPathMaxScore)) return evaluate<false>(graph, en, alpha, s, ws, threads);
+  return gradient_from_exponentials(graph, en, alpha, ws, threads, nullptr);
 }
 
 // The same at s = 0, the starting point, where every ratio is 1: a pass with no gathers.
@@ -198,14 +213,6 @@ int newton_direction(const ItemGraph& graph, E en, Workspace& ws, double target,
   const count_t* start = graph.start.data();
   const float* curv = ws.curv.data();
   const double* prior = ws.prior.data();
-  const double* g = ws.g.data();
-  double* rhs = ws.rhs.data();
-  double* dir = ws.dir.data();
-  for_items(n, threads, [&](index_t a) {
-    rhs[a] = -g[a];
-    dir[a] = 0.0;
-    return ItemTotals{};
-  });
   const bool prefetch = gathers_miss_l2(n);
   // The neighbours' values are gathered in float (the row's own in double): the
   // direction only steers the step, which the exact gradient then checks.
@@ -229,7 +236,8 @@ int newton_direction(const ItemGraph& graph, E en, Workspace& ws, double target,
            })
         .sum;
   };
-  return pcg(n, threads, hessian_times, ws.diag.data(), rhs, dir, true, target, max_steps, ws.cg);
+  return pcg(n, threads, hessian_times, ws.diag.data(), ws.g.data(), ws.dir.data(), true, target, max_steps, ws.cg,
+             nullptr, -1.0);
 }
 
 }  // namespace
@@ -277,11 +285,15 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
           return ItemTotals{};
         });
       };
-      // phi'(0) = g . d, and the full step s + d, in one pass.
-      double slope = for_items(n, threads, [&](index_t a) {
-                       trial[a] = s[a] + dir[a];
-                       return ItemTotals{g[a] * dir[a], 0.0};
-                     }).sum;
+      // phi'(0) = g . d, the full step s + d and its exponentials, in one pass.
+      double* up = ws.up.data();
+      double* down = ws.down.data();
+      const ItemTotals stepped = for_items(n, threads, [&](index_t a) {
+        trial[a] = s[a] + dir[a];
+        return ItemTotals{g[a] * dir[a], store_exponentials(trial[a], up + a, down + a)};
+      });
+      double slope = stepped.sum;
+      bool exponentials_ready = stepped.max <= kRatioPathMaxScore;
       if (!(slope < 0)) {
         // CG made no progress (e.g. curvature underflow): preconditioned steepest descent.
         slope = for_items(n, threads, [&](index_t a) {
@@ -290,6 +302,7 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
                 }).sum;
         if (!(slope < 0)) break;
         step_to(1.0);
+        exponentials_ready = false;
       }
       // The full step is taken without computing F when
       //  - it reaches the tolerance, or
@@ -314,7 +327,8 @@ SolveResult bt_newton(const ItemGraph& graph, const SolveOptions& opt, const Gra
                                          return ItemTotals{(4.0 * weight[a] + 2.0 * opt.alpha) * x * x * x, 0.0};
                                        }).sum;
       };
-      const Eval full = evaluate_gradient(graph, en, opt.alpha, trial, ws, threads, dir);
+      const Eval full = exponentials_ready ? gradient_from_exponentials(graph, en, opt.alpha, ws, threads, dir)
+                                           : evaluate_gradient(graph, en, opt.alpha, trial, ws, threads);
       const double end_slope = std::isnan(full.slope)
                                    ? for_items(n, threads, [&](index_t a) { return ItemTotals{g[a] * dir[a], 0.0}; }).sum
                                    : full.slope;

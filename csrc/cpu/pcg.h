@@ -22,8 +22,9 @@ struct PcgScratch {
   big_vector<float> z_float;      // [n] or empty
 };
 
-// Solves H x = rhs from the x given, stopping when ||rhs - H x||_inf <= target (as
-// tracked by the CG recurrence) or after max_steps steps.
+// Solves H x = sign * rhs (sign = 1 or -1) from the x given (or from 0, written here,
+// when x_is_zero), stopping when ||sign * rhs - H x||_inf <= target (as tracked by the
+// CG recurrence) or after max_steps steps.
 //   apply(v, v_float, emit) : for every row a, y_a = (H v)_a; calls emit(a, y_a), which
 //                             returns a number, and returns the sum of those. v_float is
 //                             v rounded to float (for the gathers) or nullptr.
@@ -34,7 +35,7 @@ struct PcgScratch {
 // updated. Returns the number of steps; `residual_norm` receives the final ||r||_inf.
 template <class Apply>
 int pcg(index_t n, int threads, Apply&& apply, const double* diag, const double* rhs, double* x, bool x_is_zero,
-        double target, int max_steps, PcgScratch& ws, double* residual_norm = nullptr) {
+        double target, int max_steps, PcgScratch& ws, double* residual_norm = nullptr, double sign = 1.0) {
   double *r = ws.r.data(), *z = ws.z.data(), *p = ws.p.data(), *q = ws.q.data();
   float* z_float = ws.z_float.empty() ? nullptr : ws.z_float.data();
   auto precond = [&](index_t a, double v) { return diag[a] > 0 ? v / diag[a] : 0.0; };
@@ -43,7 +44,8 @@ int pcg(index_t n, int threads, Apply&& apply, const double* diag, const double*
     return 0.0;
   });
   const ItemTotals init = for_items(n, threads, [&](index_t a) {
-    r[a] = x_is_zero ? rhs[a] : rhs[a] - q[a];
+    if (x_is_zero) x[a] = 0.0;
+    r[a] = x_is_zero ? sign * rhs[a] : sign * rhs[a] - q[a];
     z[a] = precond(a, r[a]);
     if (z_float) z_float[a] = static_cast<float>(z[a]);
     return ItemTotals{r[a] * z[a], std::fabs(r[a])};
