@@ -16,8 +16,8 @@ namespace pycomp {
 namespace cpu {
 PYCOMP_ISA_BEGIN
 
-// Whether gathers from a vector of n doubles are worth prefetching: it is larger than
-// a core's L2 cache (512 KiB on Zen 3).
+// Whether the gathers of a pass over n items are worth prefetching: n doubles are more
+// than a core's L2 cache (512 KiB on Zen 3). Both passes switch at the same n.
 inline bool gathers_miss_l2(index_t n) { return static_cast<count_t>(n) * 8 > (count_t(1) << 19); }
 
 // Sums of one row's gradient and curvature terms.
@@ -27,9 +27,8 @@ struct RowSums {
 };
 
 // sum_e curv[e] * (va - v[neighbour(e)]) over the entries [e, end) of one row (v of
-// doubles or floats, summed in double), prefetching
-// v kPrefetch entries ahead when Prefetch (for v larger than the L2 cache). Scalar loads:
-// AVX2 gathers measured slower on Zen 3, from L2 and from L3 alike.
+// doubles or floats, summed in double), prefetching v kPrefetch entries ahead when
+// Prefetch. Scalar loads: AVX2 gathers measured slower on Zen 3, from L2 and L3 alike.
 template <bool Prefetch, class E, class V>
 inline double row_hessian_times(E en, const float* curv, count_t e, count_t end, const V* v, double va) {
   // Four running sums: one would wait on the add latency at every entry.
