@@ -17,18 +17,7 @@ constexpr count_t kObjectiveBlock = 65536;
 // sum_k loss(k) over the comparisons in fixed blocks, combined in block order.
 template <class Loss>
 double sum_over_comparisons(count_t m, int threads, Loss&& loss) {
-  const count_t n_blocks = (m + kObjectiveBlock - 1) / kObjectiveBlock;
-  std::vector<ItemTotals> partial(static_cast<size_t>(n_blocks));
-#ifdef PYCOMP_WITH_OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static)
-#endif
-  for (count_t blk = 0; blk < n_blocks; ++blk) {
-    double acc = 0.0;
-    const count_t hi = std::min(m, (blk + 1) * kObjectiveBlock);
-    for (count_t k = blk * kObjectiveBlock; k < hi; ++k) acc += loss(k);
-    partial[static_cast<size_t>(blk)].sum = acc;
-  }
-  return combine(partial).sum;
+  return for_blocks<count_t>(m, kObjectiveBlock, threads, [&](count_t k) { return ItemTotals{loss(k), 0.0}; }).sum;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #ifdef PYCOMP_WITH_OPENMP
@@ -68,26 +69,33 @@ inline ItemTotals combine(const std::vector<ItemTotals>& partial) {
 // Items per chunk of for_items: fixed, so that sums do not depend on the thread count.
 constexpr index_t kItemChunk = 4096;
 
+// Parallel loop over [0, count) in fixed blocks of `block`, returning the sum and
+// maximum of f(k), reproducible bit for bit whatever the thread count.
+template <class Index, class F>
+ItemTotals for_blocks(Index count, Index block, int threads, F&& f) {
+  const Index n_blocks = (count + block - 1) / block;
+  std::vector<ItemTotals> partial(static_cast<size_t>(n_blocks));
+#ifdef PYCOMP_WITH_OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
+  for (Index blk = 0; blk < n_blocks; ++blk) {
+    ItemTotals acc;
+    const Index hi = std::min(count, (blk + 1) * block);
+    for (Index k = blk * block; k < hi; ++k) {
+      const ItemTotals r = f(k);
+      acc.sum += r.sum;
+      acc.max = std::max(acc.max, r.max);
+    }
+    partial[static_cast<size_t>(blk)] = acc;
+  }
+  return combine(partial);
+}
+
 // Parallel loop over items returning the sum and maximum of f(a), reproducible
 // bit for bit whatever the thread count.
 template <class F>
 ItemTotals for_items(index_t n, int threads, F&& f) {
-  const index_t n_chunks = (n + kItemChunk - 1) / kItemChunk;
-  std::vector<ItemTotals> partial(static_cast<size_t>(n_chunks));
-#ifdef PYCOMP_WITH_OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static)
-#endif
-  for (index_t ch = 0; ch < n_chunks; ++ch) {
-    ItemTotals acc;
-    const index_t hi = std::min(n, (ch + 1) * kItemChunk);
-    for (index_t a = ch * kItemChunk; a < hi; ++a) {
-      const ItemTotals r = f(a);
-      acc.sum += r.sum;
-      acc.max = std::max(acc.max, r.max);
-    }
-    partial[ch] = acc;
-  }
-  return combine(partial);
+  return for_blocks<index_t>(n, kItemChunk, threads, std::forward<F>(f));
 }
 
 PYCOMP_ISA_END
