@@ -49,8 +49,8 @@ struct Eval {
 // from the chunk's first entry) are gr and cu: g, the Hessian diagonal and the prior
 // curvature of each item, with the prior added. Returns the prior's loss (when WithLoss)
 // and the largest |g|.
-template <bool WithLoss, class Curv>
-ItemTotals sum_rows(const count_t* start, index_t a0, index_t a1, const double* gr, const Curv* cu, const double* s,
+template <bool WithLoss>
+ItemTotals sum_rows(const count_t* start, index_t a0, index_t a1, const double* gr, const double* cu, const double* s,
                     double alpha, double* g, double* diag, double* prior) {
   const count_t e0 = start[a0];
   ItemTotals out;

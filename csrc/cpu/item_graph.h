@@ -101,26 +101,19 @@ inline double* scratch(int slot, count_t size) {
   return buf.data();
 }
 
-// out[e - start[a0]] = combine(mine[a], theirs[neighbour(e)]) for every entry e of the
-// rows [a0, a1), prefetching kPrefetch entries ahead of the gather from `theirs`. The
-// math of a pass then runs as one long vectorised loop over the chunk's entries.
-template <class E, class Combine>
-inline void gather_entries(const ItemGraph& g, E en, index_t a0, index_t a1, const double* mine,
-                           const double* theirs, double* out, Combine combine) {
-  const count_t base = g.start[a0];
-  for (index_t a = a0; a < a1; ++a) {
-    const double own = mine[a];
-    for (count_t e = g.start[a]; e < g.start[a + 1]; ++e) {
-      __builtin_prefetch(theirs + en.neighbour(e + kPrefetch));
-      out[e - base] = combine(own, theirs[en.neighbour(e)]);
-    }
-  }
-}
-
-// d = s_a - s_b for every entry of the rows [a0, a1).
+// d[e - start[a0]] = s[a] - s[neighbour(e)] for every entry e of the rows [a0, a1),
+// prefetching kPrefetch entries ahead. The transcendental math of a pass then runs as
+// one long vectorised loop over the chunk's entries.
 template <class E>
 inline void gather_differences(const ItemGraph& g, E en, index_t a0, index_t a1, const double* s, double* d) {
-  gather_entries(g, en, a0, a1, s, s, d, [](double sa, double sb) { return sa - sb; });
+  const count_t base = g.start[a0];
+  for (index_t a = a0; a < a1; ++a) {
+    const double sa = s[a];
+    for (count_t e = g.start[a]; e < g.start[a + 1]; ++e) {
+      __builtin_prefetch(s + en.neighbour(e + kPrefetch));
+      d[e - base] = sa - s[en.neighbour(e)];
+    }
+  }
 }
 
 // Runs row(a) -> ItemTotals for every item in parallel over g's work chunks and

@@ -1,8 +1,5 @@
 // The PoE objectives at given scores, straight from the comparison arrays (no graph):
 // what `Solution.objective` computes when it is first read.
-#include <algorithm>
-#include <vector>
-
 #include "core/bt_math.h"
 #include "cpu/parallel.h"
 #include "cpu/solvers.h"

@@ -56,14 +56,7 @@ inline double row_hessian_times(E en, const float* curv, count_t e, count_t end,
 
 namespace avx2 {
 
-// Four neighbour indices of a row from `raw` (Hard graphs store ~b when the row's item lost).
-template <EntryKind K>
-inline __m128i neighbours(__m128i raw) {
-  if (K == EntryKind::Hard) return _mm_xor_si128(raw, _mm_srai_epi32(raw, 31));
-  return raw;
-}
-
-// Lane mask (all ones in each 64-bit lane) of the first `count` of four lanes.
+// Lane mask (all ones in each 32-bit lane) of the first `count` of four lanes.
 inline __m128i first_lanes32(count_t count) {
   return _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(count)), _mm_setr_epi32(0, 1, 2, 3));
 }
@@ -72,10 +65,6 @@ inline double horizontal_sum(__m256d v) {
   const __m128d pair = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
   return _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)));
 }
-
-}  // namespace avx2
-
-namespace avx2 {
 
 // Gradient and curvature terms of four entries given their ratios r = exp(-(s_a - s_b))
 // (see bt_terms_given_ratio); `raw` holds the stored neighbours (the Hard win bit),
