@@ -15,7 +15,19 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _SPIN_SET_HERE = "GOMP_SPINCOUNT" not in os.environ
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
-from pycomp import _core  # noqa: E402  (loads libgomp with the settings above)
+try:
+    from pycomp import _core  # noqa: E402  (loads libgomp with the settings above)
+except ImportError as _exc:  # pragma: no cover - depends on how pycomp was installed
+    _here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.isfile(os.path.join(os.path.dirname(_here), "CMakeLists.txt")):
+        raise ImportError(
+            f"pycomp was imported from its source folder {_here}, which has no compiled core "
+            f"(pycomp._core). That happens when Python runs in a clone of the repository and the "
+            f"clone's folder comes first on sys.path (as with `python -m pytest` or `python` started "
+            f"there). Run the tests with `pytest tests -q`, or install with `pip install -e .` "
+            f"to work on the source, or start Python outside the clone."
+        ) from _exc
+    raise
 
 if _SPIN_SET_HERE:
     del os.environ["GOMP_SPINCOUNT"]
@@ -24,7 +36,6 @@ from pycomp import baselines  # noqa: E402
 from pycomp._core import build_info as _core_build_info
 from pycomp.estimators import BradleyTerry, PoEGaussian
 from pycomp.exceptions import ConvergenceWarning, GraphWarning, NotFittedError
-from pycomp.ids import encode_ids, solve_table
 from pycomp.solve import Solution, solve
 
 __version__ = _core_build_info()["version"]
@@ -46,6 +57,16 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):
+    # The id helpers need pandas; they load on first use so that `import pycomp`
+    # and `pycomp.solve` need numpy only.
+    if name in ("encode_ids", "solve_table"):
+        from pycomp import ids
+
+        return getattr(ids, name)
+    raise AttributeError(f"module 'pycomp' has no attribute {name!r}")
+
+
 def build_info() -> dict:
     """Describe how this copy of pycomp was built.
 
@@ -56,15 +77,30 @@ def build_info() -> dict:
         ``cuda_device_count``, ``cuda_unavailable_reason`` ("" when CUDA is usable),
         ``compiler`` and ``cpu_kernels`` ("avx2" or "base": the build of the solver
         kernels this CPU runs; ``PYCOMP_CPU_KERNELS=base`` in the environment forces
-        the baseline).
+        the baseline), ``cuda_solvers`` (bool: whether ``solve(device="cuda")`` is
+        part of this build; ``cuda_compiled`` alone means the CUDA runtime and device
+        discovery are compiled in).
     """
-    return dict(_core_build_info())
+    info = dict(_core_build_info())
+    info["cuda_solvers"] = _CUDA_SOLVERS
+    if not _CUDA_SOLVERS and not info["cuda_unavailable_reason"]:
+        info["cuda_unavailable_reason"] = "the CUDA solvers are not part of this build (device discovery only)"
+    return info
+
+
+# The CUDA code of this build discovers devices only: solve(device="cuda") cannot run
+# whatever the machine has, so cuda_available() says False.
+_CUDA_SOLVERS = False
 
 
 def cuda_available() -> bool:
-    """Whether the CUDA backend is compiled in and a CUDA device is present."""
-    info = _core_build_info()
-    return bool(info["cuda_compiled"]) and info["cuda_device_count"] > 0
+    """Whether ``solve(device="cuda")`` can run here.
+
+    True only when the CUDA solvers are compiled in and a CUDA device is present;
+    :func:`build_info` says which of the two is missing (``cuda_unavailable_reason``).
+    """
+    info = build_info()
+    return bool(info["cuda_compiled"] and info["cuda_solvers"]) and info["cuda_device_count"] > 0
 
 
 def release_memory() -> int:

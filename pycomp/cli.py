@@ -1,7 +1,6 @@
-"""Entry point of the ``pycomp`` command."""
+"""Entry point of the ``pycomp`` command (importing this module registers every command)."""
 import importlib
-
-from pycomp.cli_app import app
+import sys
 
 COMMAND_MODULES = (
     "pycomp.commands.solve",
@@ -9,12 +8,24 @@ COMMAND_MODULES = (
     "pycomp.commands.train",
 )
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name)
+try:
+    from pycomp.cli_app import app
+except ImportError as _exc:  # the solver-only install (numpy alone) has no typer/pandas
+    app = None
+    _MISSING = getattr(_exc, "name", None) or str(_exc)
+else:
+    for _name in COMMAND_MODULES:
+        importlib.import_module(_name)
 
 
 def main() -> None:
     """Run the ``pycomp`` command line."""
+    if app is None:
+        sys.stderr.write(
+            f"error: the pycomp command needs {_MISSING}, which is not installed: "
+            f"pip install 'pycomp[cli]' (or 'pycomp[llm]' for the judge and the trainer)\n"
+        )
+        raise SystemExit(2)
     app()
 
 

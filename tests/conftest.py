@@ -1,6 +1,26 @@
 """Shared fixtures for the pycomp CPU test suite."""
+import glob
 import os
+import sys
 import warnings
+
+
+def _test_the_installed_package() -> None:
+    """Keep the clone's source folder ``pycomp/`` from shadowing the installed package.
+
+    ``python -m pytest`` (and ``python -c``/``-m`` in a test's subprocess) put the current
+    folder first on ``sys.path``; in a clone that folder holds the sources of pycomp without
+    the compiled core, so ``import pycomp`` would fail there. An editable install maps
+    ``pycomp`` through its own import hook and is not affected.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if glob.glob(os.path.join(root, "pycomp", "_core*")):
+        return  # built in place: the source folder is importable
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != root]
+    os.environ["PYTHONSAFEPATH"] = "1"  # the same for subprocesses (Python >= 3.11)
+
+
+_test_the_installed_package()
 
 # CI and dev machines here are small and shared: with libgomp's default (spinning)
 # wait policy an oversubscribed 2-core box spends ~100 ms per parallel region.

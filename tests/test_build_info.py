@@ -1,5 +1,10 @@
 """build_info / cuda_available describe this build consistently."""
 import importlib.metadata
+import subprocess
+import sys
+import textwrap
+
+import pytest
 
 import pycomp
 
@@ -24,9 +29,42 @@ def test_cuda_available_agrees_with_build_info():
     info = pycomp.build_info()
     avail = pycomp.cuda_available()
     assert isinstance(avail, bool)
-    assert avail == (info["cuda_compiled"] and info["cuda_device_count"] > 0)
+    assert avail == (info["cuda_compiled"] and info["cuda_solvers"] and info["cuda_device_count"] > 0)
     # a reason is given exactly when CUDA cannot be used
     assert (info["cuda_unavailable_reason"] == "") == avail
+
+
+def test_cuda_available_means_solve_on_cuda_works():
+    """cuda_available() is True exactly when solve(device="cuda") runs (it was True with no solver)."""
+    args = ([0, 1, 2], [1, 2, 0], [0.7, 0.6, 0.4])
+    if pycomp.cuda_available():
+        assert pycomp.solve(*args, device="cuda").device == "cuda"
+    else:
+        with pytest.raises(RuntimeError, match="device='cuda' was requested but the CUDA backend cannot be used: .+"):
+            pycomp.solve(*args, device="cuda")
+
+
+def test_solver_api_needs_numpy_only():
+    """`import pycomp` and pycomp.solve run with pandas (and typer) unimportable."""
+    script = textwrap.dedent("""
+        import sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("pandas", "typer", "scipy", "torch"):
+                    raise ImportError(f"{name} is blocked in this test")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import pycomp
+        sol = pycomp.solve([0, 1, 2], [1, 2, 0], [0.7, 0.6, 0.4], return_se=True)
+        bt = pycomp.BradleyTerry().fit([0, 1, 2], [1, 2, 0], [0.7, 0.6, 0.4])
+        assert sol.converged and abs(bt.scores_ - sol.scores).max() < 1e-12
+        print("ok", sorted(m for m in ("pandas", "typer", "scipy", "torch") if m in sys.modules))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "ok []"
 
 
 def test_build_info_returns_a_copy():
