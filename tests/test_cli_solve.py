@@ -1,6 +1,5 @@
 """``pycomp solve``: files in, scores out, checked against the reference."""
 import json
-import re
 import subprocess
 import sys
 
@@ -9,7 +8,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import pycomp
 import pycomp.cli  # noqa: F401  (registers the commands)
+import pycomp.exceptions
 import reference as R
 from pycomp.cli_app import app
 
@@ -88,15 +89,69 @@ def test_solve_column_options_and_gaussian(tmp_path):
     R.assert_close(got["score"].to_numpy(float), _by_id(got, names, ref), atol=ATOL)
 
 
-def test_solve_without_p_column_means_a_won(tmp_path):
+def test_solve_without_p_column_or_flag_is_an_error_listing_columns(tmp_path):
+    """Before the fix, a table without 'p' was silently solved as "the first item won"."""
+    df = pd.DataFrame({"item_a": ["x", "y", "z"], "item_b": ["y", "z", "x"], "prob": [0.2, 0.7, 0.4]})
+    inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
+    _write(df, inp)
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--a", "item_a", "--b", "item_b"])
+    assert result.exit_code == 2, text
+    assert "the table has no column 'p'" in text, text
+    assert "columns are ['item_a', 'item_b', 'prob']" in text, text
+    assert "--p COLUMN" in text and "--hard" in text, text
+    assert not out.exists()
+
+
+def test_hard_and_p_together_is_an_error(tmp_path):
+    _, _, df = _data()
+    inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
+    _write(df, inp)
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard", "--p", "p"])
+    assert result.exit_code == 2, text
+    assert "--hard and --p p contradict each other" in text, text
+    assert not out.exists()
+
+
+def test_hard_means_the_first_item_won(tmp_path):
     df = pd.DataFrame({"a": ["x", "y", "z", "x", "y"], "b": ["y", "z", "x", "z", "x"]})
     inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
     _write(df, inp)
-    result, text = _invoke(["solve", str(inp), "--out", str(out), "--alpha", "1", "--tol", "1e-10"])
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard", "--alpha", "1", "--tol", "1e-10"])
     assert result.exit_code == 0, text
     got = _read(out)
+    i, j, ids = pycomp.encode_ids(df["a"], df["b"])
+    direct = pycomp.solve(i, j, None, n_items=len(ids), alpha=1.0, tol=1e-10, return_se=True)
+    assert list(got["id"]) == list(ids)
+    R.assert_close(got["score"].to_numpy(float), direct.scores, atol=1e-12)
+    R.assert_close(got["se"].to_numpy(float), direct.se, atol=1e-12)
     ref = R.bt_solve(R.Comparisons.make([0, 1, 2, 0, 1], [1, 2, 0, 2, 0]), 1.0)
     R.assert_close(got["score"].to_numpy(float), _by_id(got, ["x", "y", "z"], ref), atol=ATOL)
+    best = got.sort_values("score", ascending=False)
+    top = ", ".join(f"{i} ({s:.3f})" for i, s in zip(best["id"], best["score"]))
+    assert result.output.strip().endswith(f"top: {top}"), result.output
+
+
+def test_hard_ignores_a_p_column(tmp_path):
+    c, names, df = _data()
+    inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
+    _write(df, inp)
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard", "--alpha", "0.5", "--tol", "1e-10"])
+    assert result.exit_code == 0, text
+    got = _read(out)
+    ref = R.bt_solve(R.Comparisons(c.i, c.j, np.ones_like(c.p), np.ones_like(c.w), c.n_items), 0.5)
+    R.assert_close(got["score"].to_numpy(float), _by_id(got, names, ref), atol=ATOL)
+
+
+def test_p_option_picks_another_column_over_p(tmp_path):
+    c, names, df = _data()
+    df["p2"] = 1.0 - df["p"]  # the same comparisons with the outcomes reversed
+    inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
+    _write(df, inp)
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--p", "p2", "--alpha", "0.5", "--tol", "1e-10"])
+    assert result.exit_code == 0, text
+    got = _read(out)
+    ref = R.bt_solve(R.Comparisons(c.i, c.j, 1.0 - c.p, np.ones_like(c.w), c.n_items), 0.5)
+    R.assert_close(got["score"].to_numpy(float), _by_id(got, names, ref), atol=ATOL)
 
 
 @pytest.mark.parametrize("method", ["newton", "mm", "newman"])
@@ -126,9 +181,9 @@ def test_missing_column_names_it(tmp_path, opt, col):
 def test_missing_default_b_column(tmp_path):
     inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
     pd.DataFrame({"a": ["x", "y"], "c": ["y", "x"]}).to_csv(inp, index=False)
-    result, text = _invoke(["solve", str(inp), "--out", str(out)])
-    assert result.exit_code != 0
-    assert re.search(r"\bb\b", text), text
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard"])
+    assert result.exit_code == 2, text
+    assert "column 'b' (for b) is not in the table; columns are ['a', 'c']" in text, text
 
 
 def test_bad_file_and_extension(tmp_path):
@@ -144,8 +199,132 @@ def test_bad_probability_row_is_reported(tmp_path):
     inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
     pd.DataFrame({"a": ["x", "y", "z"], "b": ["y", "z", "x"], "p": [0.4, 0.6, 1.7]}).to_csv(inp, index=False)
     result, text = _invoke(["solve", str(inp), "--out", str(out)])
-    assert result.exit_code != 0
-    assert "1.7" in text and ("[2]" in text or "row 2" in text), text
+    assert result.exit_code == 2, text
+    assert "row 3: column 'p' = 1.7 is not a probability in [0, 1]" in text, text
+
+
+# Each bad table is written as JSONL (one line per data row, no header) so that row N is line N.
+BAD_ROWS = [
+    ({"item_b": None}, "row 2: column 'item_b' has no id: every comparison needs two item ids"),
+    ({"item_a": "  "}, "row 2: column 'item_a' has no id"),
+    ({"item_a": "z", "item_b": "z"}, "row 2: item_a = item_b = 'z' compares an item with itself"),
+    ({"prob": "high"}, "row 2: column 'prob' = 'high' is not a number"),
+    ({"prob": None}, "row 2: column 'prob' is empty (NaN); give the probability that the first item wins, in [0, 1]"),
+    ({"prob": 1.2}, "row 2: column 'prob' = 1.2 is not a probability in [0, 1]"),
+    ({"prob": -0.25}, "row 2: column 'prob' = -0.25 is not a probability in [0, 1]"),
+    ({"wt": -1.5}, "row 2: column 'wt' = -1.5 is not a weight: it must be finite and >= 0"),
+    ({"wt": None}, "row 2: column 'wt' is empty (NaN); give a weight >= 0"),
+    ({"wt": "heavy"}, "row 2: column 'wt' = 'heavy' is not a number"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_ROWS)
+def test_bad_row_names_column_id_and_one_based_row(tmp_path, change, message):
+    rows = [{"item_a": "x", "item_b": "y", "prob": 0.3, "wt": 1.0},
+            {"item_a": "y", "item_b": "z", "prob": 0.6, "wt": 2.0},
+            {"item_a": "z", "item_b": "x", "prob": 0.5, "wt": 1.0}]
+    rows[1].update(change)
+    inp, out = tmp_path / "cmp.jsonl", tmp_path / "scores.csv"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--a", "item_a", "--b", "item_b",
+                            "--p", "prob", "--weight", "wt"])
+    assert result.exit_code == 2, text
+    assert message in text, text
+    assert not out.exists()
+
+
+def test_missing_id_row_counts_data_rows_of_a_csv(tmp_path):
+    inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
+    inp.write_text("a,b\nx,y\ny,z\nz,\n")  # the 3rd data row (line 4) has no second id
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard"])
+    assert result.exit_code == 2, text
+    assert "row 3: column 'b' has no id" in text, text
+
+
+@pytest.mark.parametrize("name", ["scores.xlsx", "scores"])
+def test_output_format_checked_before_reading(tmp_path, name):
+    out = tmp_path / name
+    # the input does not even exist: the output's format is refused first
+    result, text = _invoke(["solve", str(tmp_path / "absent.csv"), "--out", str(out), "--hard"])
+    assert result.exit_code == 2, text
+    assert f"--out '{out}'" in text, text
+    assert "use one of .csv, .tsv, .jsonl (or .json, .ndjson), .parquet (or .pq)" in text, text
+    assert not out.exists()
+
+
+def test_xlsx_refused_without_solving(tmp_path):
+    _, _, df = _data()
+    inp, out = tmp_path / "cmp.csv", tmp_path / "scores.xlsx"
+    _write(df, inp)
+    result, text = _invoke(["solve", str(inp), "--out", str(out)])
+    assert result.exit_code == 2, text
+    assert "unknown table format '.xlsx'" in text, text
+    assert "items from" not in result.output
+    assert list(tmp_path.iterdir()) == [inp]
+
+
+def test_output_under_a_file_is_a_clean_error(tmp_path):
+    _, _, df = _data()
+    inp = tmp_path / "cmp.csv"
+    _write(df, inp)
+    out = inp / "scores.csv"
+    result, text = _invoke(["solve", str(inp), "--out", str(out)])
+    assert result.exit_code == 2, text
+    assert f"'{inp}' is a file, not a folder" in text, text
+
+
+def test_parquet_without_engine_is_a_clean_error(tmp_path, monkeypatch):
+    _, _, df = _data()
+    inp, out = tmp_path / "cmp.csv", tmp_path / "scores.parquet"
+    _write(df, inp)
+    # As if no Parquet engine were installed; checked before the input is read (pandas,
+    # having found pyarrow when it was imported, would otherwise fail to read the CSV).
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "fastparquet", None)
+    result, text = _invoke(["solve", str(inp), "--out", str(out)])
+    assert result.exit_code == 2, text
+    assert f"writing '{out}' needs pyarrow: pip install 'pycomp[parquet]'" in text, text
+    assert not out.exists()
+
+
+def test_write_failure_after_solving_is_a_clean_error(tmp_path):
+    """Ids of mixed types solve fine but Parquet cannot hold them in one column."""
+    inp, out = tmp_path / "cmp.jsonl", tmp_path / "scores.parquet"
+    inp.write_text('{"a": 1, "b": "x", "p": 0.3}\n{"a": "x", "b": 2, "p": 0.6}\n')
+    result, text = _invoke(["solve", str(inp), "--out", str(out)])
+    assert result.exit_code == 2, text
+    assert f"could not write '{out}' as parquet" in text, text
+    assert list(tmp_path.iterdir()) == [inp]  # no scores file, no temporary file left behind
+
+
+@pytest.mark.skipif(not hasattr(pycomp.exceptions, "NoOptimumError"), reason="needs NoOptimumError (helper A)")
+def test_no_maximum_likelihood_names_ids(tmp_path):
+    # 'top' beat every one of g1..g8, which only beat each other (a cycle): with alpha = 0
+    # the group g1..g8 never beat anything outside it, so its scores diverge to -inf.
+    group = [f"g{k}" for k in range(1, 9)]
+    rows = [{"a": group[k], "b": group[(k + 1) % 8], "p": 0.7} for k in range(8)]
+    rows += [{"a": "top", "b": g, "p": 1.0} for g in group]
+    inp, out = tmp_path / "cmp.jsonl", tmp_path / "scores.csv"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--alpha", "0"])
+    assert result.exit_code == 2, text
+    assert ("the 8 items 'g1', 'g2', 'g3', 'g4', 'g5' and 3 more never beat any item outside this group, "
+            "so their scores diverge to -inf") in text, text
+    assert "--alpha 1" in text, text
+    assert not out.exists()
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--alpha", "1"])
+    assert result.exit_code == 0, text
+
+
+@pytest.mark.skipif(not hasattr(pycomp.exceptions, "NoOptimumError"), reason="needs NoOptimumError (helper A)")
+def test_no_maximum_likelihood_single_item_never_lost(tmp_path):
+    inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
+    # 'b1', 'b2' never beat 'a_champ' either, but the first group found starts from the first id
+    pd.DataFrame({"a": ["a_champ", "a_champ", "b1"], "b": ["b1", "b2", "b2"]}).to_csv(inp, index=False)
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard", "--alpha", "0"])
+    assert result.exit_code == 2, text
+    assert "the item 'a_champ' never lost to any other item it was compared with" in text, text
+    assert "+inf" in text and "--alpha 1" in text, text
 
 
 def test_module_entry_point_subprocess(tmp_path):

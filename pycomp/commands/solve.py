@@ -12,10 +12,14 @@ from pycomp.cli_app import app
 @app.command("solve")
 def solve_command(
     comparisons: Path = typer.Argument(..., help="Comparisons file: .csv, .tsv, .jsonl or .parquet, one row per comparison."),
-    out: Path = typer.Option(..., "--out", "-o", help="Scores file to write (.csv, .jsonl or .parquet): columns id, score, se."),
+    out: Path = typer.Option(..., "--out", "-o", help="Scores file to write (.csv, .tsv, .jsonl or .parquet): columns id, score, se."),
     a: str = typer.Option("a", "--a", help="Column with the first item (an id or an integer index)."),
     b: str = typer.Option("b", "--b", help="Column with the second item."),
-    p: str = typer.Option("p", "--p", help="Column with P(first item wins); if the column is absent, the first item won."),
+    p: Optional[str] = typer.Option(
+        None, "--p", help="Column with P(first item wins), in [0, 1]. Default: the column 'p'; a table without one "
+        "needs --p COLUMN or --hard.",
+    ),
+    hard: bool = typer.Option(False, "--hard", help="Hard outcomes: the first item won every comparison (no --p)."),
     weight: Optional[str] = typer.Option(None, "--weight", help="Column with non-negative comparison weights."),
     model: str = typer.Option("bt", "--model", help="bt (PoE Bradley-Terry) or gaussian (PoE-Gaussian)."),
     method: str = typer.Option("auto", "--method", help="bt: auto, newton, mm, newman; gaussian: auto, cg."),
@@ -28,9 +32,12 @@ def solve_command(
     """Fit scores to pairwise comparisons and write one row per item (id, score, se).
 
     Items may be named by any ids (strings or integers); they are sorted and the
-    output keeps the ids. Example:
+    output keeps the ids. The probability that the first item won is read from
+    the column 'p', or the column given by --p; with --hard, the first item won
+    every comparison. Errors name rows counted from 1 over the data rows (row 1
+    is the first comparison; a header line is not counted). Example:
 
-        pycomp solve judgements.csv --a item_a --b item_b --p p --out scores.csv
+        pycomp solve judgements.csv --a item_a --b item_b --p prob --out scores.csv
     """
     import numpy as np
 
@@ -38,17 +45,46 @@ def solve_command(
     from pycomp.io import read_table, write_table
 
     try:
+        if hard and p is not None:
+            raise ValueError(f"--hard and --p {p} contradict each other: give --p COLUMN for probabilities, "
+                             f"or --hard if the first item won every comparison")
+        _check_out(out)
         frame = read_table(comparisons)
         if frame.empty:
             raise ValueError(f"{comparisons} has no rows: there is nothing to solve")
         table = solve_table(
-            frame, a=a, b=b, p=p, weight=weight, model=model, method=method, alpha=alpha, beta=beta, tol=tol,
-            max_iter=max_iter, return_se=se,
+            frame, a=a, b=b, p=_probability_column(frame, p, hard), weight=weight, model=model, method=method,
+            alpha=alpha, beta=beta, tol=tol, max_iter=max_iter, return_se=se,
         )
-    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
+        write_table(table, out)
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
-    write_table(table, out)
     order = np.argsort(-table["score"].to_numpy())
     top = ", ".join(f"{table['id'].iloc[k]} ({table['score'].iloc[k]:.3f})" for k in order[:3])
     typer.echo(f"{len(table)} items from {len(frame)} comparisons -> {out}; top: {top}")
+
+
+def _check_out(out: Path) -> None:
+    from pycomp.io import check_output
+
+    try:
+        check_output(out)
+    except ValueError as exc:
+        raise ValueError(f"--out {exc}") from None
+
+
+def _probability_column(frame, p: Optional[str], hard: bool) -> Optional[str]:
+    """The column of P(first item wins), or None for hard outcomes; never a guess."""
+    columns = list(frame.columns)
+    if hard:
+        return None
+    column = "p" if p is None else p
+    if column in frame.columns:
+        return column
+    if p is None:
+        raise ValueError(
+            f"the table has no column 'p' for P(first item wins); columns are {columns}. Choose: --p COLUMN "
+            f"if a column holds that probability, or --hard if the first item won every comparison"
+        )
+    raise ValueError(f"column {p!r} (--p) is not in the table; columns are {columns}")
