@@ -80,6 +80,7 @@ def solve_table(
     b: str = "b",
     p: Optional[str] = "p",
     weight: Optional[str] = None,
+    group: Optional[str] = None,
     **solve_kwargs: Any,
 ) -> pd.DataFrame:
     """Solve a table of comparisons whose items are named by ids.
@@ -100,13 +101,19 @@ def solve_table(
         ``a`` won every comparison.
     weight : str or None
         Column with non-negative comparison weights.
+    group : str or None
+        Column with the group of each comparison (both items belong to it), for
+        ids that are unique only within their group (SummEval's S0..S15 in every
+        article): an item is then the pair (group, id). An empty group value is
+        the group "".
     **solve_kwargs
         Passed to :func:`pycomp.solve` (model, alpha, return_se, ...).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``id``, ``score`` and ``se`` (NaN unless ``return_se=True``), one row per item.
+        Columns ``id``, ``score`` and ``se`` (NaN unless ``return_se=True``), one row per
+        item; with ``group``, the columns ``group``, ``id``, ``score``, ``se``.
 
     Raises
     ------
@@ -123,8 +130,13 @@ def solve_table(
     from pycomp.solve import solve
 
     _require_columns(frame, a, b, p, weight)
+    if group is not None and group not in frame.columns:
+        raise ValueError(f"column {group!r} (for group) is not in the table; columns are {list(frame.columns)}")
     i, j, ids = encode_ids(_ids(frame, a), _ids(frame, b), names=(a, b), one_based_rows=True)
-    _require_distinct(i, j, ids, a, b)
+    groups = None
+    if group is not None:
+        i, j, ids, groups = _within_groups(i, j, ids, frame[group])
+    _require_distinct(i, j, ids, a, b, groups)
     probs = _probabilities(frame, p) if p is not None else None
     weights = _weights(frame, weight) if weight is not None else None
     try:
@@ -132,9 +144,29 @@ def solve_table(
     except ValueError as exc:
         if getattr(exc, "items", None) is None:
             raise
-        raise _restated(exc, _no_optimum_message(exc, ids)) from exc
+        raise _restated(exc, _no_optimum_message(exc, ids, groups)) from exc
     se = sol.se if sol.se is not None else np.full(len(ids), np.nan)
-    return pd.DataFrame({"id": ids, "score": sol.scores, "se": se})
+    columns = {"group": groups} if groups is not None else {}
+    return pd.DataFrame({**columns, "id": ids, "score": sol.scores, "se": se})
+
+
+def _within_groups(i: np.ndarray, j: np.ndarray, ids: np.ndarray, group: pd.Series):
+    """Re-index items as (group, id) pairs, sorted by group, then id."""
+    values = pd.Series(group.to_numpy(dtype=object)).fillna("")
+    values = values.map(lambda v: v.item() if isinstance(v, np.generic) else v)
+    codes, names = pd.factorize(values, sort=False)
+    try:
+        order = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    except TypeError:  # mixed group types: keep first-seen order
+        order = np.arange(len(names))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    g = rank[codes]
+    n = len(ids)
+    keys, inverse = np.unique(np.concatenate([g * n + i, g * n + j]), return_inverse=True)
+    m = len(i)
+    group_names = np.asarray(names, dtype=object)[order]
+    return inverse[:m].astype(np.int64), inverse[m:].astype(np.int64), ids[keys % n], group_names[keys // n]
 
 
 def _as_series(values: Any) -> pd.Series:
@@ -175,11 +207,17 @@ def _ids(frame: pd.DataFrame, column: str) -> pd.Series:
     return values.mask(blank)
 
 
-def _require_distinct(i: np.ndarray, j: np.ndarray, ids: np.ndarray, a: str, b: str) -> None:
+def _require_distinct(i: np.ndarray, j: np.ndarray, ids: np.ndarray, a: str, b: str, groups=None) -> None:
     same = i == j
     if same.any():
         row = int(np.argmax(same))
-        raise ValueError(f"row {row + 1}: {a} = {b} = {_plain(ids[i[row]])!r} compares an item with itself")
+        raise ValueError(f"row {row + 1}: {a} = {b} = {_label(ids, groups, i[row])} compares an item with itself")
+
+
+def _label(ids: np.ndarray, groups, k: int) -> str:
+    """An item as the user names it: its id, and its group when ids are per group."""
+    name = repr(_plain(ids[k]))
+    return name if groups is None else f"{name} (group {_plain(groups[k])!r})"
 
 
 def _numbers(frame: pd.DataFrame, column: str) -> Tuple[np.ndarray, list]:
@@ -219,10 +257,10 @@ def _weights(frame: pd.DataFrame, column: str) -> np.ndarray:
     return values
 
 
-def _no_optimum_message(exc: ValueError, ids: np.ndarray) -> str:
+def _no_optimum_message(exc: ValueError, ids: np.ndarray, groups=None) -> str:
     """Restate the solver's "no maximum-likelihood scores" error with the table's ids."""
     members = np.asarray(getattr(exc, "items"), dtype=np.int64)
-    shown = ", ".join(repr(_plain(ids[k])) for k in members[:_SHOWN_IDS])
+    shown = ", ".join(_label(ids, groups, k) for k in members[:_SHOWN_IDS])
     more = f" and {len(members) - _SHOWN_IDS} more" if len(members) > _SHOWN_IDS else ""
     if len(members) == 1:
         group, outside, diverge = f"the item {shown}", "any other item it was compared with", "its score diverges"

@@ -12,7 +12,7 @@ from pycomp.cli_app import app
 @app.command("solve")
 def solve_command(
     comparisons: Path = typer.Argument(..., help="Comparisons file: .csv, .tsv, .jsonl or .parquet, one row per comparison."),
-    out: Path = typer.Option(..., "--out", "-o", help="Scores file to write (.csv, .tsv, .jsonl or .parquet): columns id, score, se."),
+    out: Path = typer.Option(..., "--out", "-o", help="Scores file to write (.csv, .tsv, .jsonl or .parquet): columns id, score, se (and group with --group)."),
     a: str = typer.Option("a", "--a", help="Column with the first item (an id or an integer index)."),
     b: str = typer.Option("b", "--b", help="Column with the second item."),
     p: Optional[str] = typer.Option(
@@ -21,6 +21,11 @@ def solve_command(
     ),
     hard: bool = typer.Option(False, "--hard", help="Hard outcomes: the first item won every comparison (no --p)."),
     weight: Optional[str] = typer.Option(None, "--weight", help="Column with non-negative comparison weights."),
+    group: Optional[str] = typer.Option(
+        None, "--group",
+        help="Column with each comparison's group, for ids unique only within a group: an item is then (group, id). "
+             "Default: the column 'group' when the table has one (as `pycomp judge` writes); --group '' ignores it.",
+    ),
     model: str = typer.Option("bt", "--model", help="bt (PoE Bradley-Terry) or gaussian (PoE-Gaussian)."),
     method: str = typer.Option("auto", "--method", help="bt: auto, newton, mm, newman; gaussian: auto, cg."),
     alpha: float = typer.Option(1.0, "--alpha", help="Prior strength (bt: virtual games; gaussian: L2). 0 = none, scores centred."),
@@ -52,9 +57,10 @@ def solve_command(
         frame = read_table(comparisons)
         if frame.empty:
             raise ValueError(f"{comparisons} has no rows: there is nothing to solve")
+        group_column = _group_column(frame, group)
         table = solve_table(
-            frame, a=a, b=b, p=_probability_column(frame, p, hard), weight=weight, model=model, method=method,
-            alpha=alpha, beta=beta, tol=tol, max_iter=max_iter, return_se=se,
+            frame, a=a, b=b, p=_probability_column(frame, p, hard), weight=weight, group=group_column, model=model,
+            method=method, alpha=alpha, beta=beta, tol=tol, max_iter=max_iter, return_se=se,
         )
         write_table(table, out)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
@@ -62,7 +68,19 @@ def solve_command(
         raise typer.Exit(code=2) from None
     order = np.argsort(-table["score"].to_numpy())
     top = ", ".join(f"{table['id'].iloc[k]} ({table['score'].iloc[k]:.3f})" for k in order[:3])
-    typer.echo(f"{len(table)} items from {len(frame)} comparisons -> {out}; top: {top}")
+    keyed = f" (items are (group, id) pairs: column {group_column!r})" if group_column else ""
+    typer.echo(f"{len(table)} items from {len(frame)} comparisons{keyed} -> {out}; top: {top}")
+
+
+def _group_column(frame, group: Optional[str]) -> Optional[str]:
+    """The group column: the one given, else 'group' when the table has it; '' means none."""
+    if group is None:
+        return "group" if "group" in frame.columns else None
+    if group == "":
+        return None
+    if group not in frame.columns:
+        raise ValueError(f"column {group!r} (--group) is not in the table; columns are {list(frame.columns)}")
+    return group
 
 
 def _check_out(out: Path) -> None:
