@@ -59,12 +59,42 @@ def _config(**kw):
                       design=design, **kw)
 
 
+def _given(ctx: typer.Context) -> set:
+    """Names of the options the user gave (on the command line or through the environment)."""
+    # Compared by name: typer vendors its own click, whose ParameterSource is not click's.
+    return {name for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", None) not in (None, "DEFAULT", "DEFAULT_MAP")}
+
+
+def _metrics_lines(mets: dict, gold_field: str) -> List[str]:
+    """The metrics against gold, each figure with what it means (printed by ``pycomp rank``)."""
+    within = " within a group" if mets.get("spearman_per_group_mean") is not None else ""
+    line = (f"vs gold ({gold_field}): Spearman {mets['spearman']:.3f}, Pearson {mets['pearson']:.3f} "
+            f"(correlations of the scores with gold over all items; 1 = same order/line)")
+    if within:
+        line += (f", per-group Spearman {mets['spearman_per_group_mean']:.3f} "
+                 f"(mean over the {mets['n_groups']} groups)")
+    line += (f", pairwise accuracy {mets['pairwise_accuracy']:.3f} (share of item pairs{within} with different "
+             f"gold that the scores order the same way; 0.5 = chance)")
+    lines = [line]
+    rmse = mets.get("rmse_affine")
+    if rmse:
+        where = (f"fitted on {mets.get('fit_on', 'the training items')}, evaluated on the {rmse['n_eval']} held-out "
+                 f"items" if rmse["evaluated_on"] == "held-out"
+                 else f"fitted and evaluated on all {rmse['n_eval']} items (in-sample)")
+        sign = "-" if rmse["b"] < 0 else "+"
+        lines.append(f"RMSE {rmse['rmse']:.3f} (in gold units) of the affine map gold = {rmse['a']:.3g} * score "
+                     f"{sign} {abs(rmse['b']):.3g}, {where}")
+    return lines
+
+
 ITEMS_HELP = ("Items: a .jsonl, .csv, .tsv or .parquet file with one row per item, "
               "or example:NAME for a built-in example set (example:reviews).")
 
 
 @app.command("rank")
 def rank_command(
+    ctx: typer.Context,
     items: str = typer.Argument(..., help=ITEMS_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (created; rerunning resumes the judging)."),
     text_field: str = typer.Option("text", "--text-field", help="Field holding each item's text."),
@@ -73,7 +103,7 @@ def rank_command(
     context_field: Optional[str] = typer.Option(None, "--context-field", help="Field with a shared context (e.g. the article); pairs never cross contexts."),
     context_noun: str = typer.Option("Context", "--context-noun", help="How the context is introduced in the prompt, e.g. 'Article'."),
     group_field: Optional[str] = typer.Option(None, "--group-field", help="Only compare items within the same group."),
-    id_field: Optional[str] = typer.Option(None, "--id-field", help="Field with unique item ids (default: row numbers from 0)."),
+    id_field: Optional[str] = typer.Option(None, "--id-field", help="Field with item ids, unique within each group (default: row numbers from 0)."),
     gold_field: Optional[str] = typer.Option(None, "--gold-field", help="Field with gold scores: enables metrics.json and the plots."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="smollm2-135m (default), a .gguf file, a model folder or a Hugging Face id."),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="A LoRA adapter folder (peft) applied to the model."),
@@ -102,13 +132,21 @@ def rank_command(
     pycomp rank example:reviews --out runs/reviews
 
     SummEval style: summaries compared only with summaries of the same article, the
-    article shown as context (--id-field must be unique per row):
+    article shown as context (ids need only be unique within their group: every
+    output names an item by its group and id):
 
     pycomp rank summeval.jsonl --text-field summary --context-field article
-    --context-noun Article --group-field article_id --gold-field coherence
-    --noun summary --attribute "more coherent" --per-item 4 --out runs/coherence
+    --context-noun Article --group-field article_id --id-field summary_id
+    --gold-field coherence --noun summary --attribute "more coherent"
+    --per-item 4 --out runs/coherence
 
     Rerunning the same command resumes the judging where it stopped.
+
+    What it prints: the judge's position bias, order consistency and answer-token
+    mass; a separation verdict (how many adjacent pairs of the ranking differ by
+    more than their combined standard error, i.e. whether the ranking stands out
+    from its own noise); with --gold-field, the agreement with gold. Each figure
+    is followed by what it means; run.json and metrics.json hold them all.
     """
     from pycomp.pipeline import rank
 
@@ -120,19 +158,14 @@ def rank_command(
                          per_item=per_item, all_pairs=all_pairs, design=design, seed=seed, solver=solver,
                          alpha=alpha, batch_size=batch_size, fit_on=fit_on, plots=plots, progress=progress)
         _set_threads(threads)
-        run = rank(items, config, out, echo=typer.echo)
+        run = rank(items, config, out, echo=typer.echo, given=_given(ctx))
     except _ERRORS as exc:
         _fail(exc)
         return
     mets = run.get("metrics")
     if mets:
-        line = f"Spearman {mets['spearman']:.3f}, Pearson {mets['pearson']:.3f}"
-        if "spearman_per_group_mean" in mets and mets["spearman_per_group_mean"] is not None:
-            line += f", per-group Spearman (mean over {mets['n_groups']}) {mets['spearman_per_group_mean']:.3f}"
-        line += f", pairwise accuracy {mets['pairwise_accuracy']:.3f}"
-        if mets.get("rmse_affine"):
-            line += f", RMSE {mets['rmse_affine']['rmse']:.3f} ({mets['rmse_affine']['evaluated_on']})"
-        typer.echo(line)
+        for line in _metrics_lines(mets, run["config"]["gold_field"]):
+            typer.echo(line)
     files = run["files"]
     typer.echo(f"scores: {out / files['scores']}")
     if "metrics" in files:
@@ -140,15 +173,16 @@ def rank_command(
     for key in ("plot_scatter", "plot_curve"):
         if key in files:
             typer.echo(f"plot: {out / files[key]}")
-    typer.echo(f"run settings: {out / 'run.json'} ({run['timings']['total_seconds']:.0f} s)")
+    typer.echo(f"run settings: {out / 'run.json'} ({run['timings']['total_seconds']:.0f} s in all)")
 
 
 @app.command("judge")
 def judge_command(
+    ctx: typer.Context,
     items: str = typer.Argument(..., help=ITEMS_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Comparisons file to write (.jsonl/.csv/.parquet): a, b, p, p_ab, p_ba, ..."),
     judgements: Optional[Path] = typer.Option(None, "--judgements", help="Resumable raw judgements file (default: OUT with .judgements.jsonl)."),
-    pairs_file: Optional[Path] = typer.Option(None, "--pairs", help="Judge these pairs (a table with columns a, b holding item ids) instead of planning."),
+    pairs_file: Optional[Path] = typer.Option(None, "--pairs", help="Judge these pairs (a table with columns a, b holding item ids, and group when ids repeat across groups) instead of planning."),
     text_field: str = typer.Option("text", "--text-field"),
     attribute: str = typer.Option("better", "--attribute"),
     noun: str = typer.Option("text", "--noun"),
@@ -177,13 +211,11 @@ def judge_command(
     The output feeds ``pycomp solve OUT --out scores.csv`` directly (columns a, b, p).
     Options as for ``pycomp rank``.
     """
-    import numpy as np
-
     from pycomp.io import read_table, write_table
     from pycomp.judge.prompts import load_template
-    from pycomp.judge.run import PromptSettings, judge_pairs, summary_warnings
+    from pycomp.judge.run import PromptSettings, judge_pairs, summary_line, summary_warnings
     from pycomp.judge.transformers_backend import TransformersBackend
-    from pycomp.pipeline import ItemsError, load_items, plan_for
+    from pycomp.pipeline import load_items, pairs_from_table, plan_for
 
     try:
         config = _config(text_field=text_field, attribute=attribute, noun=noun, context_field=context_field,
@@ -192,20 +224,10 @@ def judge_command(
                          template=template, system=system, labels=labels, per_item=per_item, all_pairs=all_pairs,
                          design=design, seed=seed, batch_size=batch_size, progress=progress)
         _set_threads(threads)
-        loaded, config = load_items(items, config)
+        loaded, config = load_items(items, config, given=_given(ctx))
         tmpl = load_template(config.template, system=config.system, labels=config.labels)
         if pairs_file is not None:
-            table = read_table(pairs_file)
-            for column in ("a", "b"):
-                if column not in table.columns:
-                    raise ItemsError(f"{pairs_file}: needs columns a and b (item ids); has {list(table.columns)}")
-            index = {v: k for k, v in enumerate(loaded.ids)}
-            pairs = np.empty((len(table), 2), dtype=np.int64)
-            for row, (a, b) in enumerate(zip(table["a"].astype(str), table["b"].astype(str))):
-                for col, value in (("a", a), ("b", b)):
-                    if value not in index:
-                        raise ItemsError(f"{pairs_file}: row {row + 1}: {col} = {value!r} is not an item id")
-                pairs[row] = index[a], index[b]
+            pairs = pairs_from_table(read_table(pairs_file), loaded, str(pairs_file))
         else:
             pairs = plan_for(loaded, config)
         backend = TransformersBackend.load(config.model, adapter=config.adapter, device=config.device,
@@ -213,27 +235,43 @@ def judge_command(
                                            labels=config.labels, progress=typer.echo)
         log = judgements if judgements is not None else out.with_name(out.stem + ".judgements.jsonl")
         settings = PromptSettings(attribute=config.attribute, noun=config.noun, context_noun=config.context_noun)
-        result = judge_pairs(backend, tmpl, loaded.texts, pairs, out=log, ids=loaded.ids, contexts=loaded.contexts,
-                             settings=settings, batch_size=config.batch_size, progress=config.progress)
+        result = judge_pairs(backend, tmpl, loaded.texts, pairs, out=log, ids=loaded.ids, groups=loaded.groups,
+                             contexts=loaded.contexts, settings=settings, batch_size=config.batch_size,
+                             progress=config.progress)
     except _ERRORS as exc:
         _fail(exc)
         return
     write_table(result.comparisons, out)
     js = result.summary
     typer.echo(f"{len(pairs)} pairs ({js['n_judged']} prompts judged now, {js['n_reused']} reused) -> {out}")
-    typer.echo(f"position bias {js['position_bias']:+.3f}, order consistency {js['order_consistency']:.2f}, "
-               f"answer-token mass {js['answer_mass_mean']:.2f}; raw judgements: {log}")
+    typer.echo(summary_line(js))
+    typer.echo(f"raw judgements: {log}")
     for warning in summary_warnings(js):
         typer.echo(f"warning: {warning}")
 
 
+def _se_from_table(table, items, source: str):
+    """Each item's standard error from the scores table's ``se`` column (None without one)."""
+    import numpy as np
+    import pandas as pd
+
+    from pycomp.pipeline import find_items
+
+    if "se" not in table.columns:
+        return None
+    se = np.full(len(items), np.nan)
+    se[find_items(table, items, ("id",), source)[:, 0]] = pd.to_numeric(table["se"], errors="coerce").to_numpy(float)
+    return se
+
+
 @app.command("evaluate")
 def evaluate_command(
-    scores: Path = typer.Argument(..., help="Scores file (from pycomp rank/solve): columns id and score."),
+    ctx: typer.Context,
+    scores: Path = typer.Argument(..., help="Scores file (from pycomp rank/solve): columns id and score (and group, matched with --group-field)."),
     items: str = typer.Option(..., "--items", help="Items file (or example:NAME) holding the gold scores."),
     gold_field: str = typer.Option(..., "--gold-field", help="Field of the items with gold scores."),
     id_field: Optional[str] = typer.Option(None, "--id-field", help="Field of the items matching the scores' id (default: row numbers)."),
-    group_field: Optional[str] = typer.Option(None, "--group-field", help="Evaluate per group, then average."),
+    group_field: Optional[str] = typer.Option(None, "--group-field", help="Evaluate per group, then average; items are matched by (group, id) when the scores have a group column."),
     fit_on: Optional[str] = typer.Option(None, "--fit-on", help="FIELD=VALUE or a fraction: items the affine map is fitted on."),
     comparisons: Optional[Path] = typer.Option(None, "--comparisons", help="Comparisons file (a, b, p): adds the judge's agreement with gold."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="metrics.json to write."),
@@ -243,40 +281,23 @@ def evaluate_command(
     """Score predictions against gold: Spearman/Pearson (overall, per group), pairwise accuracy, affine RMSE."""
     import json
 
-    import numpy as np
-
     from pycomp.io import read_table
-    from pycomp.pipeline import ItemsError, RankConfig, evaluate_scores, load_items, write_json
+    from pycomp.pipeline import (
+        ItemsError, RankConfig, evaluate_scores, find_items, load_items, scores_from_table, write_json,
+    )
 
     try:
         config = RankConfig(id_field=id_field, group_field=group_field, gold_field=gold_field)
         table = read_table(scores)
-        for column in ("id", "score"):
-            if column not in table.columns:
-                raise ItemsError(f"{scores}: needs columns id and score; has {list(table.columns)}")
-        frame_items, config = load_items(items, config, require_text=False)
-        index = {v: k for k, v in enumerate(frame_items.ids)}
-        pred = np.full(len(frame_items), np.nan)
-        for row, (key, value) in enumerate(zip(table["id"].astype(str), table["score"])):
-            if key not in index:
-                raise ItemsError(f"{scores}: row {row + 1}: id {key!r} is not among the items' ids")
-            pred[index[key]] = float(value)
-        missing = np.flatnonzero(np.isnan(pred))
-        if len(missing):
-            raise ItemsError(f"{scores} has no score for item id {frame_items.ids[missing[0]]!r} "
-                             f"({len(missing)} items missing)")
+        frame_items, config = load_items(items, config, require_text=False, given=_given(ctx))
+        pred = scores_from_table(table, frame_items, str(scores))
         comp = None
         if comparisons is not None:
             comp = read_table(comparisons)
-            for column in ("a", "b", "p"):
-                if column not in comp.columns:
-                    raise ItemsError(f"{comparisons}: needs columns a, b, p; has {list(comp.columns)}")
-            for column in ("a", "b"):
-                unknown = [k for k, v in enumerate(comp[column].astype(str)) if v not in index]
-                if unknown:
-                    raise ItemsError(f"{comparisons}: row {unknown[0] + 1}: {column} = "
-                                     f"{comp[column].iloc[unknown[0]]!r} is not among the items' ids")
-            comp = comp.assign(i=[index[str(a)] for a in comp["a"]], j=[index[str(b)] for b in comp["b"]])
+            if not {"a", "b", "p"} <= set(comp.columns):
+                raise ItemsError(f"{comparisons}: needs columns a, b, p; has {list(map(str, comp.columns))}")
+            index = find_items(comp, frame_items, ("a", "b"), str(comparisons))
+            comp = comp.assign(i=index[:, 0], j=index[:, 1])
         mets = evaluate_scores(frame_items, pred, fit_on=fit_on, seed=seed, comparisons=comp)
     except _ERRORS as exc:
         _fail(exc)
@@ -288,8 +309,8 @@ def evaluate_command(
 
         rmse = mets.get("rmse_affine") or {}
         plotting.predicted_vs_gold(pred, frame_items.gold, Path(plots) / "predicted_vs_gold.png",
-                                   groups=frame_items.groups, affine=(rmse.get("a"), rmse.get("b")),
-                                   gold_label=f"gold ({gold_field})")
+                                   se=_se_from_table(table, frame_items, str(scores)), groups=frame_items.groups,
+                                   affine=(rmse["a"], rmse["b"]) if rmse else None, gold_label=f"gold ({gold_field})")
     shown = {k: v for k, v in mets.items() if k not in ("spearman_per_group",)}
     typer.echo(json.dumps(shown, indent=2, default=float))
 

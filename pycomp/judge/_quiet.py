@@ -1,9 +1,20 @@
-"""Keep transformers' loading chatter (progress bars, info warnings) off the terminal."""
+"""Keep third-party chatter that is not the user's concern off the terminal.
+
+Each silencer is scoped to a block of pycomp's own code (loading a model,
+importing an optional library); warnings raised by the user's code stay
+visible. Set ``PYCOMP_VERBOSE=1`` to keep everything.
+"""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
+
+# bitsandbytes logs this at import on CPUs with AVX512-BF16 when the optional
+# `kernels` package is absent; it then uses its own CPU kernels, so nothing failed.
+BITSANDBYTES_KERNEL_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+_BITSANDBYTES_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
 
 
 @contextlib.contextmanager
@@ -29,3 +40,42 @@ def quiet_transformers():
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def no_bitsandbytes_kernel_notice():
+    """Drop bitsandbytes' "Failed to load CPU gemm_4bit_forward" notice inside the block.
+
+    Wrap imports of bitsandbytes, or of peft (which imports bitsandbytes when
+    it is installed). Only that one message of that one logger is dropped;
+    set ``PYCOMP_VERBOSE=1`` to keep it.
+    """
+    if os.environ.get("PYCOMP_VERBOSE"):
+        yield
+        return
+    logger = logging.getLogger(_BITSANDBYTES_CPU_LOGGER)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(BITSANDBYTES_KERNEL_NOTICE)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+@contextlib.contextmanager
+def quiet_peft():
+    """Import and apply peft without its third-party chatter inside the block.
+
+    Drops bitsandbytes' kernel notice (peft imports bitsandbytes) and the
+    ``FutureWarning`` transformers raises when peft reads the deprecated
+    ``is_gradient_checkpointing``; every other warning passes.
+    """
+    if os.environ.get("PYCOMP_VERBOSE"):
+        yield
+        return
+    with no_bitsandbytes_kernel_notice(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield

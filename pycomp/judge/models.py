@@ -461,7 +461,7 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pycomp.judge._quiet import quiet_transformers
+    from pycomp.judge._quiet import no_bitsandbytes_kernel_notice, quiet_peft, quiet_transformers
 
     quantization = str(quantization or "none").lower()
     if quantization not in QUANTIZATIONS:
@@ -486,7 +486,8 @@ def load_model(
         kwargs["gguf_file"] = source.gguf_file
     if quantization == "4bit":
         try:
-            import bitsandbytes  # noqa: F401
+            with no_bitsandbytes_kernel_notice():
+                import bitsandbytes  # noqa: F401
             from transformers import BitsAndBytesConfig
         except ImportError as exc:
             raise ValueError("4-bit quantisation needs bitsandbytes: pip install bitsandbytes") from exc
@@ -505,13 +506,14 @@ def load_model(
     except OSError as exc:
         raise ValueError(f"could not load model {source.spec!r} from {source.path!r}: {exc}") from exc
     if adapter is not None:
-        try:
-            from peft import PeftModel
-        except ImportError as exc:  # pragma: no cover - peft is in the llm extra
-            raise ValueError("loading a LoRA adapter needs peft: pip install peft") from exc
-        model = PeftModel.from_pretrained(model, os.fspath(adapter))
-        if quantization != "4bit":
-            model = model.merge_and_unload()
+        with quiet_peft():
+            try:
+                from peft import PeftModel
+            except ImportError as exc:  # pragma: no cover - peft is in the llm extra
+                raise ValueError("loading a LoRA adapter needs peft: pip install peft") from exc
+            model = PeftModel.from_pretrained(model, os.fspath(adapter))
+            if quantization != "4bit":
+                model = model.merge_and_unload()
     if quantization != "4bit":
         model = model.to(device)
     model.eval()

@@ -16,6 +16,11 @@ Judgements file format (one JSON object per line)::
 
     {"format": "pycomp-judgements/1", "model": {...}, "template": {...}, ...}   # header
     {"a": "id3", "b": "id7", "key": "<sha of the prompt>", "p_a": 0.73, "logp_a": -0.9, "logp_b": -1.9, "mass": 0.54}
+
+With groups a record also has ``"group"`` (ids need only be unique within a
+group). Records are found again by ``key``, the hash of the prompt itself, so
+resuming does not depend on ids or groups, and files written before the
+``group`` field read the same.
 """
 from __future__ import annotations
 
@@ -99,11 +104,34 @@ def summary_warnings(summary: dict) -> List[str]:
             )
         if abs(summary["position_bias"]) > 0.25:
             side = "first" if summary["position_bias"] > 0 else "second"
+            low = (f" (which is why order consistency is {summary['order_consistency']:.2f})"
+                   if summary.get("order_consistency", 1.0) < 0.5 else "")
             out.append(
                 f"strong position bias: the judge picks the {side} item with mean probability "
-                f"{max(summary['p_first_mean'], 1 - summary['p_first_mean']):.2f}; both orders are combined to cancel it"
+                f"{max(summary['p_first_mean'], 1 - summary['p_first_mean']):.2f}{low}; "
+                f"both orders are combined to cancel it"
             )
     return out
+
+
+def summary_line(summary: dict) -> str:
+    """The judge's figures in one line, each with what it means.
+
+    Parameters
+    ----------
+    summary : dict
+        From :func:`judge_summary` (or :func:`judge_pairs`).
+
+    Returns
+    -------
+    str
+        Empty when nothing was judged.
+    """
+    if not summary.get("n_judgements"):
+        return ""
+    return (f"judge: position bias {summary['position_bias']:+.3f} (mean p(first shown wins) - 0.5; 0 = none), "
+            f"order consistency {summary['order_consistency']:.2f} (share of pairs with the same winner in both "
+            f"orders), answer-token mass {summary['answer_mass_mean']:.2f} (mean probability on the two answer labels)")
 
 
 @dataclass
@@ -125,7 +153,8 @@ class JudgeResult:
     Attributes
     ----------
     comparisons : pandas.DataFrame
-        One row per unordered pair: ``a``, ``b`` (item ids, as strings), ``p``
+        One row per unordered pair: ``a``, ``b`` (item ids, as strings), ``group``
+        (only when groups were given), ``p``
         (combined probability that a beats b), ``p_ab`` (p(A) with a shown first),
         ``p_ba`` (p(A) with b shown first), ``mass_ab``, ``mass_ba`` (probability
         on the answer tokens), ``i``, ``j`` (item indices). ``pycomp solve`` reads
@@ -285,6 +314,7 @@ def judge_pairs(
     *,
     out,
     ids: Optional[Sequence] = None,
+    groups: Optional[Sequence] = None,
     contexts: Optional[Sequence[Optional[str]]] = None,
     settings: Optional[PromptSettings] = None,
     batch_size: int = 16,
@@ -304,6 +334,9 @@ def judge_pairs(
         The judgements JSONL file; created, or resumed when it exists.
     ids : sequence, optional
         Item ids (default ``0..n-1``); stored in the file.
+    groups : sequence, optional
+        Group of each item, when ids are unique only within a group; stored in
+        the file and in the comparisons beside the ids.
     contexts : sequence of str, optional
         Per-item context (e.g. the article). A pair uses the context of its first item,
         so plan pairs within groups that share a context.
@@ -343,6 +376,10 @@ def judge_pairs(
     ids = [str(x) for x in (ids if ids is not None else range(n))]
     if len(ids) != n:
         raise ValueError(f"ids has {len(ids)} entries for {n} items")
+    if groups is not None:
+        groups = [str(g) for g in groups]
+        if len(groups) != n:
+            raise ValueError(f"groups has {len(groups)} entries for {n} items")
     if contexts is not None and not template.uses_context:
         raise ValueError(f"contexts were given but template {template.name!r} has no context placeholder")
 
@@ -380,18 +417,22 @@ def judge_pairs(
                 scores = backend.label_logprobs([prompts[k] for k in batch])
             except PromptTooLongError as exc:
                 k = batch[exc.index]
+                where = f" (group {groups[order_a[k]]!r})" if groups is not None else ""
                 raise ValueError(
-                    f"the prompt comparing item {ids[order_a[k]]!r} with {ids[order_b[k]]!r} has {exc.n_tokens} "
-                    f"tokens, more than the model's context of {exc.limit}; shorten the items or the context"
+                    f"the prompt comparing item {ids[order_a[k]]!r} with {ids[order_b[k]]!r}{where} has "
+                    f"{exc.n_tokens} tokens, more than the model's context of {exc.limit}; shorten the items or the "
+                    f"context"
                 ) from None
             p_a, mass = scores.p_a, scores.mass
             records = []
             for t, k in enumerate(batch):
-                rec = {
-                    "a": ids[order_a[k]], "b": ids[order_b[k]], "key": keys[k],
-                    "p_a": float(p_a[t]), "logp_a": float(scores.logp_a[t]), "logp_b": float(scores.logp_b[t]),
-                    "mass": float(mass[t]),
-                }
+                rec = {"a": ids[order_a[k]], "b": ids[order_b[k]]}
+                if groups is not None:
+                    rec["group"] = groups[order_a[k]]
+                rec.update({
+                    "key": keys[k], "p_a": float(p_a[t]), "logp_a": float(scores.logp_a[t]),
+                    "logp_b": float(scores.logp_b[t]), "mass": float(mass[t]),
+                })
                 records.append(rec)
                 done[keys[k]] = rec
             log.append(records)
@@ -417,6 +458,8 @@ def judge_pairs(
         "p_ab": p_ij, "p_ba": p_ji, "mass_ab": m_ij, "mass_ba": m_ji,
         "i": pairs[:, 0], "j": pairs[:, 1],
     })
+    if groups is not None:
+        comparisons.insert(2, "group", [groups[i] for i in pairs[:, 0]])
     summary = judge_summary(p_ij, p_ji, m_ij, m_ji)
     summary.update({
         "n_judged": int(n_done),

@@ -1,6 +1,7 @@
 """Judge backend on a Hugging Face causal LM (transformers)."""
 from __future__ import annotations
 
+import inspect
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -117,6 +118,7 @@ class TransformersBackend(JudgeBackend):
         config = getattr(model, "config", None)
         self.max_length = int(getattr(config, "max_position_embeddings", 0) or 0) or None
         self.device = next(model.parameters()).device
+        self.cache_keyword = cache_keyword(model)
 
     @classmethod
     def load(cls, model: Optional[str] = None, *, adapter=None, device: str = "auto", dtype: str = "auto",
@@ -201,15 +203,36 @@ class TransformersBackend(JudgeBackend):
 
         prefix = torch.tensor([ids[0][:common]], dtype=torch.long, device=self.device)
         out = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+        cache = out.get(self.cache_keyword)
         cache.batch_repeat_interleave(len(ids))
         input_ids, mask = self._left_pad([x[common:] for x in ids])
         full_mask = torch.cat([torch.ones((len(ids), common), dtype=torch.long), mask], dim=1)
         position_ids = common + (mask.cumsum(dim=1) - 1).clamp(min=0)
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=full_mask.to(self.device),
-                         position_ids=position_ids.to(self.device), past_key_values=cache, logits_to_keep=1,
-                         use_cache=True)
+                         position_ids=position_ids.to(self.device), logits_to_keep=1, use_cache=True,
+                         **{self.cache_keyword: cache})
         return out.logits[:, -1, :]
+
+
+def cache_keyword(model) -> str:
+    """The name under which ``model`` takes and returns its key/value cache.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` and warns (a
+    ``FutureWarning`` and a log line) on every use of the old name; earlier
+    versions know only ``past_key_values``.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel or peft.PeftModel
+
+    Returns
+    -------
+    str
+        ``"cache"`` or ``"past_key_values"``.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _common_prefix_length(seqs) -> int:

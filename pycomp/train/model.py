@@ -24,11 +24,7 @@ def resolve_quantization(quantization: str, device: str) -> str:
         ``"4bit"`` without CUDA, or without bitsandbytes, with the fix.
     """
     on_cuda = str(device).startswith("cuda")
-    has_bnb = True
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception:  # ImportError, or a CPU-only build failing at import
-        has_bnb = False
+    has_bnb = on_cuda and _bitsandbytes_imports()
     if quantization == "auto":
         if on_cuda and not has_bnb:
             import warnings
@@ -45,6 +41,18 @@ def resolve_quantization(quantization: str, device: str) -> str:
         if not has_bnb:
             raise ValueError("quantization='4bit' (QLoRA) needs bitsandbytes: pip install bitsandbytes")
     return quantization
+
+
+def _bitsandbytes_imports() -> bool:
+    """Whether bitsandbytes imports (asked only on CUDA: 4-bit needs a GPU)."""
+    from pycomp.judge._quiet import no_bitsandbytes_kernel_notice
+
+    try:
+        with no_bitsandbytes_kernel_notice():
+            import bitsandbytes  # noqa: F401
+    except Exception:  # ImportError, or a CPU-only build failing at import
+        return False
+    return True
 
 
 def load_base_model(name: Optional[str], *, device: str = "auto", quantization: str = "auto",
@@ -73,12 +81,15 @@ def load_base_model(name: Optional[str], *, device: str = "auto", quantization: 
     quant = resolve_quantization(quantization, dev)
     model, tokenizer, info = load_model(name, device=dev, quantization=quant, progress=progress)
     if quant == "4bit":
-        from peft import prepare_model_for_kbit_training
+        from pycomp.judge._quiet import quiet_peft
 
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
+        with quiet_peft():
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=gradient_checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False},
+            )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer, info
@@ -104,12 +115,16 @@ def add_lora(model, *, r: int = 16, alpha: float = 32.0, dropout: float = 0.05,
     peft.PeftModel
     """
     import torch
-    from peft import LoraConfig, get_peft_model
+
+    from pycomp.judge._quiet import quiet_peft
 
     targets = target_modules if target_modules == "all-linear" else [
         x.strip() for x in str(target_modules).split(",") if x.strip()]
-    config = LoraConfig(r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=targets,
-                        bias="none", task_type="CAUSAL_LM")
     if seed is not None:
         torch.manual_seed(int(seed))
-    return get_peft_model(model, config)
+    with quiet_peft():
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=targets,
+                            bias="none", task_type="CAUSAL_LM")
+        return get_peft_model(model, config)

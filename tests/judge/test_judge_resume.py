@@ -97,6 +97,33 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(backend, small_items
 
 
 @pytest.mark.llm
+def test_groups_are_recorded_and_logs_without_them_resume(backend, small_items, tmp_path):
+    """Ids that repeat across groups: records and comparisons carry the group; resuming is by prompt."""
+    texts = small_items["text"].tolist()[:4]
+    ids, groups = ["x", "y", "x", "y"], ["g1", "g1", "g2", "g2"]
+    pairs = all_pairs(4, groups)
+    assert pairs.tolist() == [[0, 1], [2, 3]]
+    old = tmp_path / "old.jsonl"  # as written before records had a group
+    judge_pairs(backend, PairTemplate(), texts, pairs, out=old, ids=ids, settings=SETTINGS, progress=False)
+    assert all("group" not in r for r in _records(old)[1])
+    resumed = judge_pairs(backend, PairTemplate(), texts, pairs, out=old, ids=ids, groups=groups, settings=SETTINGS,
+                          progress=False)
+    assert resumed.summary["n_judged"] == 0 and resumed.summary["n_reused"] == 4
+    comp = resumed.comparisons
+    assert comp[["a", "b", "group"]].values.tolist() == [["x", "y", "g1"], ["x", "y", "g2"]]
+
+    new = tmp_path / "new.jsonl"
+    fresh = judge_pairs(backend, PairTemplate(), texts, pairs, out=new, ids=ids, groups=groups, settings=SETTINGS,
+                        progress=False)
+    _, records = _records(new)
+    assert sorted((r["group"], r["a"], r["b"]) for r in records) == [
+        ("g1", "x", "y"), ("g1", "y", "x"), ("g2", "x", "y"), ("g2", "y", "x")]
+    assert np.allclose(fresh.comparisons["p"], comp["p"], atol=2e-4)
+    with pytest.raises(ValueError, match="groups has 3 entries for 4 items"):
+        judge_pairs(backend, PairTemplate(), texts, pairs, out=new, ids=ids, groups=groups[:3], progress=False)
+
+
+@pytest.mark.llm
 def test_partial_last_line_is_dropped_and_rejudged(backend, small_items, tmp_path):
     texts = small_items["text"].tolist()[:3]
     pairs = all_pairs(3)

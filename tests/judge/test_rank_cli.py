@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 import pycomp.cli  # noqa: F401  (registers the commands)
 from pycomp.cli_app import app
 from pycomp.judge.transformers_backend import TransformersBackend
-from pycomp.pipeline import RankConfig, rank
+from pycomp.pipeline import RankConfig, load_items, rank
 
-SUMMEVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "summeval" / "summeval.jsonl"
+# 3 SummEval articles x 4 summaries (tests/data/README.md): summary_id (S0..S3) repeats in every article.
+SUMMEVAL = Path(__file__).resolve().parents[1] / "data" / "summeval_excerpt.jsonl"
 runner = CliRunner()
 
 
@@ -56,57 +57,192 @@ def test_readme_example_end_to_end_and_resume(shared_model, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["spearman"] == pytest.approx(metrics["spearman"])
 
 
-def _mini_summeval(n_articles=2, n_summaries=3, chars=150):
-    rows = [json.loads(line) for line in SUMMEVAL.read_text().splitlines()]
-    frame = pd.DataFrame(rows)
+def _mini_summeval(n_articles=3, n_summaries=3, chars=150):
+    frame = pd.read_json(SUMMEVAL, lines=True, dtype={"article_id": str, "summary_id": str})
     keep = frame["article_id"].drop_duplicates().iloc[:n_articles]
     frame = frame[frame["article_id"].isin(keep)].groupby("article_id").head(n_summaries).copy()
     frame["article"] = frame["article"].str.slice(0, chars)  # short prompts keep the test fast on 2 cores
     frame["summary"] = frame["summary"].str.slice(0, chars)
     frame["split"] = np.where(np.arange(len(frame)) % 2 == 0, "train", "test")
-    frame["uid"] = frame["article_id"].astype(str) + "/" + frame["summary_id"].astype(str)  # summary_id repeats
     return frame.reset_index(drop=True)
 
 
 def _summeval_config(**kw):
     return RankConfig(text_field="summary", context_field="article", context_noun="Article",
-                      group_field="article_id", id_field="uid", gold_field="coherence", noun="summary",
+                      group_field="article_id", id_field="summary_id", gold_field="coherence", noun="summary",
                       attribute="more coherent", progress=False, **kw)
+
+
+SUMMEVAL_ARGS = ("--text-field", "summary", "--context-field", "article", "--context-noun", "Article",
+                 "--group-field", "article_id", "--id-field", "summary_id", "--gold-field", "coherence",
+                 "--noun", "summary", "--attribute", "more coherent", "--no-progress")
+
+
+def test_excerpt_ids_repeat_across_articles():
+    frame = pd.read_json(SUMMEVAL, lines=True, dtype={"article_id": str, "summary_id": str})
+    assert len(frame) == 12 and frame.groupby("article_id")["summary_id"].apply(list).tolist() == [
+        ["S0", "S1", "S2", "S3"]] * 3
+    assert frame["article"].str.len().max() <= 600
+    assert {"coherence", "fluency", "consistency", "relevance"} <= set(frame.columns)
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
 def test_items_file_formats(tmp_path, suffix):
-    from pycomp.pipeline import load_items
-
     frame = _mini_summeval()
     path = tmp_path / f"items{suffix}"
     {".jsonl": lambda: frame.to_json(path, orient="records", lines=True),
      ".csv": lambda: frame.to_csv(path, index=False),
      ".parquet": lambda: frame.to_parquet(path, index=False)}[suffix]()
     items, _ = load_items(str(path), _summeval_config())
-    assert items.ids == frame["uid"].tolist()
+    assert items.ids == frame["summary_id"].tolist() == ["S0", "S1", "S2"] * 3
     assert items.texts == frame["summary"].tolist() and items.contexts == frame["article"].tolist()
-    assert np.allclose(items.gold, frame["coherence"]) and list(items.groups) == frame["article_id"].astype(str).tolist()
+    assert np.allclose(items.gold, frame["coherence"]) and list(items.groups) == frame["article_id"].tolist()
+    assert items.name(4) == "id 'S1' in group 'A1'"
+
+
+def test_ids_need_only_be_unique_within_their_group(tmp_path):
+    frame = pd.read_json(SUMMEVAL, lines=True, dtype={"article_id": str, "summary_id": str})
+    path = _items_file(tmp_path, frame, "items.jsonl")
+    # Without a group the repeated ids are refused, with a hint.
+    res = _invoke("rank", path, "--text-field", "summary", "--id-field", "summary_id", "--out", tmp_path / "o")
+    assert res.exit_code == 2, res.output
+    assert ("error: duplicate id 'S0' in field 'summary_id': rows 1 and 5; ids must be unique "
+            "(or unique within groups: give --group-field)") in res.output
+    # Within a group (or within a shared context) an id must still be unique; both rows are named.
+    frame.loc[2, "summary_id"] = "S0"
+    path = _items_file(tmp_path, frame, "dup.jsonl")
+    res = _invoke("rank", path, *SUMMEVAL_ARGS, "--out", tmp_path / "o")
+    assert res.exit_code == 2, res.output
+    assert ("error: duplicate id 'S0' in field 'summary_id' within group 'A0' (field 'article_id'): rows 1 and 3; "
+            "ids must be unique within a group") in res.output
+    res = _invoke("rank", path, "--text-field", "summary", "--id-field", "summary_id", "--context-field", "article",
+                  "--out", tmp_path / "o")
+    assert res.exit_code == 2, res.output
+    assert ("error: duplicate id 'S0' in field 'summary_id' among items with the same context (field 'article'): "
+            "rows 1 and 3") in res.output
+
+
+def _spearman_per_group(scores, frame, score_column="score"):
+    """Mean over articles of scipy's Spearman, items joined by (article_id, summary_id)."""
+    from scipy import stats
+
+    joined = frame.merge(scores.rename(columns={"group": "article_id", "id": "summary_id"}),
+                         on=["article_id", "summary_id"], validate="one_to_one")
+    assert len(joined) == len(frame)
+    return float(np.mean([stats.spearmanr(g[score_column], g["coherence"])[0]
+                          for _, g in joined.groupby("article_id")]))
 
 
 @pytest.mark.llm
-def test_groups_and_context_end_to_end(backend, tmp_path):
+def test_groups_and_context_end_to_end(shared_model, tmp_path):
     frame = _mini_summeval()
-    path = tmp_path / "items.jsonl"
-    frame.to_json(path, orient="records", lines=True)
-    config = _summeval_config(all_pairs=True, fit_on="split=train", plots=False, curve=False)
-    run = rank(str(path), config, tmp_path / "out", backend=backend, echo=lambda s: None)
-    pairs = pd.read_csv(tmp_path / "out" / "pairs.csv")
-    items = pd.read_json(tmp_path / "out" / "items.jsonl", lines=True)
-    group = dict(zip(items["id"].astype(str), items["group"].astype(str)))
-    assert len(pairs) == 2 * 3 and all(group[a] == group[b] for a, b in zip(pairs["a"], pairs["b"]))
-    judgements = (tmp_path / "out" / "judgements.jsonl").read_text()
-    assert json.loads(judgements.splitlines()[0])["prompt"]["context_noun"] == "Article"
-    metrics = run["metrics"]
-    assert metrics["n_groups"] == 2 and metrics["rmse_affine"]["evaluated_on"] == "held-out"
-    assert metrics["fit_on"] == "split=train"
-    scores = pd.read_csv(tmp_path / "out" / "scores.csv")
-    assert set(scores["group"].astype(str)) == set(frame["article_id"].astype(str))
+    path = _items_file(tmp_path, frame, "items.jsonl")
+    out = tmp_path / "out"
+    res = _invoke("rank", path, *SUMMEVAL_ARGS, "--all-pairs", "--fit-on", "split=train", "--no-plots",
+                  "--out", out)
+    assert res.exit_code == 0, res.output
+    key = ["group", "id"]
+    items = pd.read_json(out / "items.jsonl", lines=True, dtype={"group": str, "id": str})
+    assert items[key].values.tolist() == frame[["article_id", "summary_id"]].values.tolist()
+    pairs = pd.read_csv(out / "pairs.csv", dtype=str)
+    assert list(pairs.columns[:3]) == ["a", "b", "group"] and len(pairs) == 3 * 3
+    for _, row in pairs.iterrows():  # (group, a) and (group, b) name the items at indices i and j
+        assert items.loc[int(row["i"]), key].tolist() == [row["group"], row["a"]]
+        assert items.loc[int(row["j"]), key].tolist() == [row["group"], row["b"]]
+    comparisons = pd.read_json(out / "comparisons.jsonl", lines=True, dtype={"group": str, "a": str, "b": str})
+    assert comparisons[["a", "b", "group"]].values.tolist() == pairs[["a", "b", "group"]].values.tolist()
+    lines = (out / "judgements.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["prompt"]["context_noun"] == "Article"
+    records = [json.loads(x) for x in lines[1:]]
+    assert len(records) == 2 * 9
+    assert {(r["group"], r["a"], r["b"]) for r in records} == (
+        {(g, a, b) for a, b, g in pairs[["a", "b", "group"]].values} | {(g, b, a) for a, b, g in pairs[["a", "b", "group"]].values})
+    scores = pd.read_csv(out / "scores.csv", dtype={"group": str, "id": str})
+    assert list(scores.columns) == ["id", "group", "score", "se"]
+    assert sorted(map(tuple, scores[key].values)) == sorted(map(tuple, frame[["article_id", "summary_id"]].values))
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_groups"] == 3 and metrics["rmse_affine"]["evaluated_on"] == "held-out"
+    assert metrics["fit_on"] == "split=train" and set(metrics["spearman_per_group"]) == {"A0", "A1", "A2"}
+    assert metrics["spearman_per_group_mean"] == pytest.approx(_spearman_per_group(scores, frame), abs=1e-12)
+
+    # evaluate matches scores to items by (group, id), in any row order.
+    shuffled = tmp_path / "shuffled.csv"
+    scores.sample(frac=1.0, random_state=0).to_csv(shuffled, index=False)
+    res = _invoke("evaluate", shuffled, "--items", path, "--id-field", "summary_id", "--group-field", "article_id",
+                  "--gold-field", "coherence", "--comparisons", out / "comparisons.jsonl", "--out", tmp_path / "m.json")
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "m.json").read_text())
+    for name in ("spearman", "spearman_per_group_mean", "pairwise_accuracy", "judge_accuracy"):
+        assert again[name] == pytest.approx(metrics[name], abs=1e-12), name
+
+    # Rerunning resumes from the judgements file: nothing is judged again.
+    res = _invoke("rank", path, *SUMMEVAL_ARGS, "--all-pairs", "--fit-on", "split=train", "--no-plots",
+                  "--out", out)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "run.json").read_text())["judge"]["summary"]
+    assert summary["n_judged"] == 0 and summary["n_reused"] == 18
+
+
+@pytest.mark.llm
+def test_judge_explicit_pairs_with_groups(shared_model, tmp_path):
+    frame = _mini_summeval()
+    path = _items_file(tmp_path, frame, "items.jsonl")
+    pairs = tmp_path / "pairs.csv"
+    pd.DataFrame({"a": ["S0", "S2"], "b": ["S1", "S0"], "group": ["A1", "A2"]}).to_csv(pairs, index=False)
+    out = tmp_path / "c.jsonl"
+    args = ("judge", path, *[a for a in SUMMEVAL_ARGS if a not in ("--gold-field", "coherence")])
+    res = _invoke(*args, "--pairs", pairs, "--out", out)
+    assert res.exit_code == 0, res.output
+    comp = pd.read_json(out, lines=True, dtype={"a": str, "b": str, "group": str})
+    assert comp[["a", "b", "group"]].values.tolist() == [["S0", "S1", "A1"], ["S2", "S0", "A2"]]
+    assert comp[["i", "j"]].values.tolist() == [[3, 4], [8, 6]]
+    records = [json.loads(x) for x in (tmp_path / "c.judgements.jsonl").read_text().splitlines()[1:]]
+    assert sorted((r["group"], r["a"], r["b"]) for r in records) == [
+        ("A1", "S0", "S1"), ("A1", "S1", "S0"), ("A2", "S0", "S2"), ("A2", "S2", "S0")]
+
+
+@pytest.mark.parametrize("table,message", [
+    ({"a": ["S0"], "b": ["S1"]},
+     "row 1: a = 'S0' is ambiguous: items of 3 groups ('A0', 'A1', 'A2') have this id; add a column 'group' "
+     "holding each row's group (the items' field 'article_id')"),
+    ({"a": ["S0"], "b": ["S7"], "group": ["A1"]}, "row 1: b = 'S7' is not an item id in group 'A1'"),
+    ({"a": ["S0"], "b": ["S0"], "group": ["A1"]}, "row 1: a and b are the same item (id 'S0' in group 'A1')"),
+])
+def test_explicit_pairs_need_their_group(tmp_path, table, message):
+    path = _items_file(tmp_path, _mini_summeval(), "items.jsonl")
+    pairs = tmp_path / "pairs.csv"
+    pd.DataFrame(table).to_csv(pairs, index=False)
+    res = _invoke("judge", path, "--text-field", "summary", "--group-field", "article_id", "--id-field", "summary_id",
+                  "--pairs", pairs, "--out", tmp_path / "c.jsonl")
+    assert res.exit_code == 2, res.output
+    assert f"error: {pairs}: {message}" in " ".join(res.output.split()), res.output
+
+
+def test_evaluate_matches_scores_by_group_and_id(tmp_path):
+    from scipy import stats
+
+    frame = pd.read_json(SUMMEVAL, lines=True, dtype={"article_id": str, "summary_id": str})
+    path = _items_file(tmp_path, frame, "items.jsonl")
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame({"id": frame["summary_id"], "group": frame["article_id"],
+                           "score": frame["coherence"] + rng.normal(0, 0.7, len(frame))}).iloc[rng.permutation(12)]
+    scores_path = tmp_path / "scores.csv"
+    scores.to_csv(scores_path, index=False)
+    args = ("evaluate", scores_path, "--items", path, "--id-field", "summary_id", "--gold-field", "coherence")
+    res = _invoke(*args, "--group-field", "article_id", "--out", tmp_path / "m.json")
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    joined = frame.merge(scores.rename(columns={"group": "article_id", "id": "summary_id"}),
+                         on=["article_id", "summary_id"])
+    assert metrics["spearman"] == pytest.approx(stats.spearmanr(joined["score"], joined["coherence"])[0], abs=1e-12)
+    assert metrics["spearman_per_group_mean"] == pytest.approx(_spearman_per_group(scores, frame), abs=1e-12)
+    # Without the group column the ids are ambiguous; without --group-field the items' ids are not unique.
+    scores.drop(columns="group").to_csv(scores_path, index=False)
+    res = _invoke(*args, "--group-field", "article_id")
+    assert res.exit_code == 2 and "row 1: id = 'S1' is ambiguous" in res.output, res.output
+    res = _invoke(*args)
+    assert res.exit_code == 2 and "duplicate id 'S0' in field 'summary_id': rows 1 and 5" in res.output, res.output
 
 
 @pytest.mark.llm
@@ -144,7 +280,10 @@ def test_judge_then_solve_then_evaluate(shared_model, small_items, tmp_path):
 
 def _items_file(tmp_path, frame, name="items.csv"):
     path = tmp_path / name
-    frame.to_csv(path, index=False)
+    if path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False)
     return path
 
 
@@ -182,6 +321,25 @@ def test_empty_and_missing_item_files(tmp_path):
     assert res.exit_code == 2 and "does not exist" in res.output
     res = _invoke("rank", "example:nothing", "--out", tmp_path / "out")
     assert res.exit_code == 2 and "unknown example 'nothing'" in res.output
+
+
+@pytest.mark.parametrize("args,n_pairs", [((), 20 * 6 // 2), (("--per-item", "4"), 20 * 4 // 2),
+                                           (("--per-item", "3"), 20 * 3 // 2)])
+def test_example_settings_never_replace_given_options(tmp_path, args, n_pairs):
+    """example:reviews plans 6 comparisons per item, unless --per-item is given (even as the default, 4)."""
+    out = tmp_path / "out"
+    # The plan is written before the judge is loaded, so an unknown model stops the run just after it.
+    res = _invoke("rank", "example:reviews", *args, "--model", "no-such-model", "--out", out)
+    assert res.exit_code == 2 and "unknown model 'no-such-model'" in res.output, res.output
+    assert len(pd.read_csv(out / "pairs.csv")) == n_pairs
+
+
+def test_example_settings_fill_only_what_is_not_given():
+    config = RankConfig(per_item=4, noun="text", attribute="better")
+    _, config = load_items("example:reviews", config, given={"per_item", "noun"})
+    assert (config.per_item, config.noun, config.attribute, config.gold_field) == (4, "text", "more positive", "stars")
+    _, config = load_items("example:reviews", RankConfig(per_item=3))  # library use: non-defaults count as given
+    assert (config.per_item, config.noun) == (3, "review")
 
 
 def test_template_without_placeholders_is_refused(tmp_path):

@@ -51,6 +51,24 @@ def test_bad_input_is_a_clear_error(tmp_path, rows, extra, message):
     assert message in out, out
 
 
+def test_ids_need_only_be_unique_within_their_group(tmp_path):
+    """Ids that repeat across groups (SummEval's S0 in every article) are read; within a group they must not."""
+    from pycomp.train import JudgeTrainingConfig
+    from pycomp.train.trainer import _load_items
+
+    rows = [{"id": f"S{k % 3}", "text": f"text {k}", "score": float(k % 3), "group": f"A{k // 3}"} for k in range(6)]
+    config = JudgeTrainingConfig(output_dir=str(tmp_path / "ad"), gold_field="score", group_field="group",
+                                 id_field="id")
+    items, _ = _load_items(_items(tmp_path, rows), config)
+    assert items.ids == ["S0", "S1", "S2"] * 2 and list(items.groups) == ["A0"] * 3 + ["A1"] * 3
+    rows[2]["id"] = "S0"
+    code, out = _run(["train", _items(tmp_path, rows), "--gold-field", "score", "--group-field", "group",
+                      "--id-field", "id", "--out", str(tmp_path / "ad"), "--device", "cpu"])
+    assert code == 2, out
+    assert ("duplicate id 'S0' in field 'id' within group 'A0' (field 'group'): rows 1 and 3; "
+            "ids must be unique within a group") in " ".join(out.split()), out
+
+
 def test_missing_gold_field_names_the_fields(tmp_path):
     code, out = _run(["train", _items(tmp_path, GOOD), "--gold-field", "stars", "--out", str(tmp_path / "ad")])
     assert code == 2 and "'stars'" in out and "--gold-field" in out, out
