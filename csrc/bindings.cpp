@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -93,13 +94,14 @@ struct Input {
   Comparisons view;
 };
 
+// w_field names the per-comparison weights in messages ("curv" for local_variance).
 Input read_input(const py::handle& i, const py::handle& j, const py::handle& p, const py::handle& w,
-                 std::optional<long long> n_items) {
+                 std::optional<long long> n_items, const char* w_field = "weights") {
   Input in;
   in.i = read_indices(i, "i");
   in.j = read_indices(j, "j");
   in.p = read_values(p, "p");
-  in.w = read_values(w, "weights");
+  in.w = read_values(w, w_field);
   const count_t m = in.i.size;
   if (in.j.size != m) {
     throw std::invalid_argument("j has length " + std::to_string(in.j.size) + " but i has length " + std::to_string(m));
@@ -108,8 +110,8 @@ Input read_input(const py::handle& i, const py::handle& j, const py::handle& p, 
     throw std::invalid_argument("p has length " + std::to_string(in.p->shape(0)) + " but i has length " + std::to_string(m));
   }
   if (in.w && in.w->shape(0) != m) {
-    throw std::invalid_argument("weights has length " + std::to_string(in.w->shape(0)) + " but i has length " +
-                                std::to_string(m));
+    throw std::invalid_argument(std::string(w_field) + " has length " + std::to_string(in.w->shape(0)) +
+                                " but i has length " + std::to_string(m));
   }
   const double* pd = in.p ? in.p->data() : nullptr;
   const double* wd = in.w ? in.w->data() : nullptr;
@@ -128,7 +130,7 @@ Input read_input(const py::handle& i, const py::handle& j, const py::handle& p, 
     if (narrow) {
       const std::int32_t *a = in.i.i32.data(), *b = in.j.i32.data();
       n = n_items ? *n_items : (m > 0 ? largest(a, b) + 1 : 0);
-      validate_comparisons(a, b, pd, wd, m, n);
+      validate_comparisons(a, b, pd, wd, m, n, w_field);
       in.i.data = a;
       in.j.data = b;
     } else {
@@ -142,7 +144,7 @@ Input read_input(const py::handle& i, const py::handle& j, const py::handle& p, 
       const std::int64_t* a = wide(in.i, wide_i);
       const std::int64_t* b = wide(in.j, wide_j);
       n = n_items ? *n_items : (m > 0 ? largest(a, b) + 1 : 0);
-      validate_comparisons(a, b, pd, wd, m, n);
+      validate_comparisons(a, b, pd, wd, m, n, w_field);
       in.i.converted.assign(a, a + m);
       in.j.converted.assign(b, b + m);
       in.i.data = in.i.converted.data();
@@ -158,6 +160,14 @@ Input read_input(const py::handle& i, const py::handle& j, const py::handle& p, 
   return in;
 }
 
+// n_threads >= 0 (0: the default); more than the processors are capped by resolve_threads.
+void check_threads(int n_threads) {
+  if (n_threads < 0) {
+    throw std::invalid_argument("n_threads = " + std::to_string(n_threads) +
+                                " is not allowed: use 0 (the default) or a positive thread count");
+  }
+}
+
 SolveOptions read_options(double alpha, double beta, double tol, int max_iter, int n_threads, bool objective) {
   if (!(alpha >= 0.0) || !std::isfinite(alpha)) {
     throw std::invalid_argument("alpha = " + format_double(alpha) + " is not allowed: alpha must be finite and >= 0");
@@ -165,7 +175,7 @@ SolveOptions read_options(double alpha, double beta, double tol, int max_iter, i
   if (!std::isfinite(beta)) throw std::invalid_argument("beta = " + format_double(beta) + " must be finite");
   if (!(tol > 0.0)) throw std::invalid_argument("tol = " + format_double(tol) + " is not allowed: tol must be > 0");
   if (max_iter < 0) throw std::invalid_argument("max_iter = " + std::to_string(max_iter) + " must be >= 0");
-  if (n_threads < 0) throw std::invalid_argument("n_threads = " + std::to_string(n_threads) + " must be >= 0");
+  check_threads(n_threads);
   SolveOptions opt;
   opt.alpha = alpha;
   opt.beta = beta;
@@ -197,6 +207,22 @@ py::dict to_dict(const SolveResult& r) {
   return d;
 }
 
+// Raises pycomp.exceptions.NoOptimumError (a ValueError) carrying the offending group.
+void translate_no_optimum(std::exception_ptr error) {
+  try {
+    if (error) std::rethrow_exception(error);
+  } catch (const cpu::NoOptimum& e) {
+    std::vector<std::int64_t> items(e.items.begin(), e.items.end());
+    try {
+      py::object cls = py::module_::import("pycomp.exceptions").attr("NoOptimumError");
+      py::object exc = cls(e.what(), to_numpy(items), e.component, e.direction);
+      PyErr_SetObject(cls.ptr(), exc.ptr());
+    } catch (py::error_already_set&) {
+      PyErr_SetString(PyExc_ValueError, e.what());  // pycomp.exceptions could not be imported
+    }
+  }
+}
+
 BtMethod parse_method(const std::string& method) {
   if (method == "newton") return BtMethod::Newton;
   if (method == "mm") return BtMethod::MM;
@@ -208,6 +234,7 @@ BtMethod parse_method(const std::string& method) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pycomp compiled core: product-of-experts Bradley-Terry and Gaussian solvers (CPU/OpenMP)";
+  py::register_exception_translator(&translate_no_optimum);
 
   m.def(
       "solve_bt",
@@ -303,7 +330,12 @@ n_components, labels, component_sizes.)doc");
       "local_variance",
       [](py::handle i, py::handle j, py::handle curv, py::handle prior, std::optional<long long> n_items,
          int n_threads) {
-        Input in = read_input(i, j, py::none(), curv, n_items);
+        // curv = None would leave the core reading curvatures from a null pointer.
+        if (curv.is_none()) {
+          throw py::type_error("curv must be a float array with one curvature per comparison, got None");
+        }
+        check_threads(n_threads);
+        Input in = read_input(i, j, py::none(), curv, n_items, "curv");
         auto pr = read_values(prior, "prior");
         if (!pr || pr->shape(0) != in.view.n) {
           throw std::invalid_argument("prior must be a float array of length n_items = " + std::to_string(in.view.n));

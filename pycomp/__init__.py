@@ -35,7 +35,7 @@ if _SPIN_SET_HERE:
 from pycomp import baselines  # noqa: E402
 from pycomp._core import build_info as _core_build_info
 from pycomp.estimators import BradleyTerry, PoEGaussian
-from pycomp.exceptions import ConvergenceWarning, GraphWarning, NotFittedError
+from pycomp.exceptions import ConvergenceWarning, GraphWarning, NoOptimumError, NotFittedError
 from pycomp.solve import Solution, solve
 
 __version__ = _core_build_info()["version"]
@@ -44,6 +44,7 @@ __all__ = [
     "BradleyTerry",
     "ConvergenceWarning",
     "GraphWarning",
+    "NoOptimumError",
     "NotFittedError",
     "PoEGaussian",
     "Solution",

@@ -36,7 +36,8 @@ def index_array(values: Any, field: str) -> np.ndarray:
         )
     if arr.dtype not in (np.int32, np.int64):
         if arr.dtype == np.uint64 and arr.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"{field}[{int(np.argmax(arr > np.iinfo(np.int64).max))}] is above 2^63")
+            row = int(np.argmax(arr > np.iinfo(np.int64).max))
+            raise ValueError(f"{field}[{row}] is above 2^63 (comparison {row}, 0-based)")
         arr = arr.astype(np.int64)
     return np.ascontiguousarray(arr)
 

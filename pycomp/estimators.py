@@ -1,36 +1,75 @@
-"""Scikit-learn style estimators over :func:`pycomp.solve`."""
+"""Scikit-learn style estimators over :func:`pycomp.solve`.
+
+They need numpy only on integer items; string ids, ``score_of`` and ``to_frame``
+use pandas (the ``cli`` extra), imported when first needed.
+"""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional
 
 import numpy as np
-import pandas as pd
 
 from pycomp.exceptions import NotFittedError
-from pycomp.ids import encode_ids
 from pycomp.solve import Solution, solve
 
 
 class _PoEEstimator:
-    """Shared fit/transform logic; subclasses fix the model and its parameters."""
+    """Shared fit/transform logic; subclasses fix the model and its parameters.
+
+    Follows scikit-learn's estimator contract: ``__init__`` only stores its
+    arguments as attributes of the same names, ``fit`` reads those attributes as
+    they are when it is called, and ``get_params``/``set_params`` read and write them.
+    """
 
     _model = "bt"
 
-    def _solve_kwargs(self) -> dict:
-        raise NotImplementedError
+    @classmethod
+    def _param_names(cls) -> list:
+        """The parameters of ``__init__``, in signature order."""
+        signature = inspect.signature(cls.__init__)
+        return [name for name, par in signature.parameters.items()
+                if name != "self" and par.kind == par.POSITIONAL_OR_KEYWORD]
 
     def get_params(self, deep: bool = True) -> dict:
-        """The constructor arguments, as scikit-learn expects."""
-        return dict(self._params)
+        """The estimator's parameters, as scikit-learn expects.
+
+        Parameters
+        ----------
+        deep : bool
+            Ignored: these estimators hold no sub-estimators.
+
+        Returns
+        -------
+        dict
+            Each ``__init__`` parameter mapped to its current value.
+        """
+        return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> "_PoEEstimator":
-        """Change constructor arguments; unknown names raise ValueError."""
+        """Set parameters; the next ``fit`` uses them.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            If a name is not a parameter of the estimator (nothing is changed then).
+        """
+        valid = self._param_names()
+        for key in params:
+            if key not in valid:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {key!r}; valid parameters: {', '.join(valid)}"
+                )
         for key, value in params.items():
-            if key not in self._params:
-                raise ValueError(f"{type(self).__name__} has no parameter {key!r}; it has {sorted(self._params)}")
-            self._params[key] = value
             setattr(self, key, value)
         return self
+
+    def _solve_kwargs(self) -> dict:
+        return dict(model=self._model, **self.get_params())
 
     def fit(self, a: Any, b: Any = None, p: Any = None, weights: Any = None, n_items: Optional[int] = None):
         """Fit scores to comparisons.
@@ -58,6 +97,8 @@ class _PoEEstimator:
         else:
             if n_items is not None:
                 raise ValueError("n_items applies to integer items only; the ids define the items here")
+            from pycomp.ids import encode_ids
+
             i, j, ids = encode_ids(a_arr, b_arr)
             sol = solve(i, j, p, weights=weights, n_items=len(ids), **self._solve_kwargs())
             self.items_ = ids
@@ -67,7 +108,7 @@ class _PoEEstimator:
         self.n_iter_ = sol.n_iter
         self.converged_ = sol.converged
         self.n_components_ = sol.n_components
-        self._index = pd.Index(self.items_)
+        self._index = None  # the id -> position lookup of score_of, built on first use
         return self
 
     def _check_fitted(self) -> None:
@@ -84,19 +125,25 @@ class _PoEEstimator:
         """
         self._check_fitted()
         ids = np.atleast_1d(np.asarray(ids, dtype=object if self.items_.dtype.kind not in "iu" else None))
+        if self._index is None:
+            import pandas as pd
+
+            self._index = pd.Index(self.items_)
         pos = self._index.get_indexer(ids)
         if (pos < 0).any():
             raise KeyError(f"{ids[int(np.argmax(pos < 0))]!r} is not a fitted item")
         return self.scores_[pos]
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self) -> "pd.DataFrame":
         """One row per item: ``id``, ``score``, ``se`` (NaN without standard errors)."""
         self._check_fitted()
         se = self.se_ if self.se_ is not None else np.full(self.scores_.shape[0], np.nan)
+        import pandas as pd
+
         return pd.DataFrame({"id": self.items_, "score": self.scores_, "se": se})
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
 
@@ -137,11 +184,6 @@ class BradleyTerry(_PoEEstimator):
         self.max_iter = max_iter
         self.return_se = return_se
         self.n_threads = n_threads
-        self._params = dict(alpha=alpha, method=method, tol=tol, max_iter=max_iter, return_se=return_se,
-                            n_threads=n_threads)
-
-    def _solve_kwargs(self) -> dict:
-        return dict(model="bt", **self._params)
 
 
 class PoEGaussian(_PoEEstimator):
@@ -167,8 +209,3 @@ class PoEGaussian(_PoEEstimator):
         self.max_iter = max_iter
         self.return_se = return_se
         self.n_threads = n_threads
-        self._params = dict(alpha=alpha, beta=beta, tol=tol, max_iter=max_iter, return_se=return_se,
-                            n_threads=n_threads)
-
-    def _solve_kwargs(self) -> dict:
-        return dict(model="gaussian", **self._params)

@@ -17,6 +17,7 @@ METHODS = {"bt": ("auto", "newton", "mm", "newman"), "gaussian": ("auto", "cg")}
 DEVICES = ("auto", "cpu", "cuda")
 SE_METHODS = ("auto", "exact", "local")
 DEFAULT_MAX_ITER = {"newton": 100, "mm": 10000, "newman": 10000, "cg": 10000}
+_INT_MAX = 2**31 - 1
 
 
 @dataclass
@@ -146,7 +147,9 @@ def solve(
         Compute standard errors sqrt(diag(H^-1)) (see :mod:`pycomp.standard_errors`).
     se_method : {"auto", "exact", "local"}
     n_threads : int, optional
-        OpenMP threads (default: all for large problems, 1 below 20,000 comparisons).
+        OpenMP threads, >= 0 (default or 0: all for large problems, 1 below 20,000
+        comparisons). More than the processors available are not started (the
+        results do not depend on the thread count).
 
     Returns
     -------
@@ -155,15 +158,20 @@ def solve(
     Raises
     ------
     ValueError
-        Bad values (naming the field and the first bad row, e.g. ``i[17] = 12 is
-        outside [0, n_items=10)``), bad options, or an optimum that does not exist.
+        Bad values (naming the field and the first bad row by its 0-based index,
+        e.g. ``i[17] = 12 is outside [0, n_items=10) (comparison 17, 0-based)``) or
+        bad options.
+    NoOptimumError
+        A ValueError: ``alpha = 0`` and the maximum-likelihood scores do not exist;
+        its ``items`` are the 0-based indices of the offending group.
     TypeError
         Arrays of the wrong type.
 
     Warns
     -----
     ConvergenceWarning
-        When ``max_iter`` is reached before ``tol``.
+        When ``max_iter`` is reached before ``tol``, or the gradient is not a number
+        (an overflow; ``converged`` is then False).
     GraphWarning
         When ``alpha = 0`` and the graph is disconnected: each component is solved
         and centred separately, and scores are not comparable across components.
@@ -185,6 +193,7 @@ def solve(
     if method == "auto":
         method = "newton" if model == "bt" else "cg"
     max_iter = DEFAULT_MAX_ITER[method] if max_iter is None else check.integer(max_iter, "max_iter", minimum=0)
+    max_iter = min(max_iter, _INT_MAX)  # the core counts in C int; 2^31 - 1 iterations is no limit either
     if n_items is not None:
         n_items = check.integer(n_items, "n_items", minimum=2)
 
@@ -195,7 +204,7 @@ def solve(
         raise ValueError(f"j has length {j.shape[0]} but i has length {i.shape[0]}")
     p = check.value_array(p, "p", i.shape[0])
     weights = check.value_array(weights, "weights", i.shape[0])
-    n_threads = 0 if n_threads is None else check.integer(n_threads, "n_threads", minimum=0)
+    n_threads = 0 if n_threads is None else min(check.integer(n_threads, "n_threads", minimum=0), _INT_MAX)
     device = _resolve_device(device)
 
     if model == "bt":
@@ -225,12 +234,7 @@ def solve(
         _objective_of=objective_of if np.isnan(known) else None,
     )
     if not sol.converged:
-        warnings.warn(
-            f"pycomp.solve ({model}, {method}) stopped after {sol.n_iter} iterations with "
-            f"||grad||_inf = {sol.grad_norm:.3g} > tol = {tol:g}; raise max_iter or tol",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+        warnings.warn(_not_converged_message(sol, tol), ConvergenceWarning, stacklevel=2)
     if alpha == 0.0 and sol.n_components > 1:
         warnings.warn(
             f"the comparison graph has {sol.n_components} connected components and alpha = 0: "
@@ -246,6 +250,16 @@ def solve(
         se, sol.se_method = standard_errors(i, j, curv, prior, sol.labels, method=se_method, n_threads=n_threads)
         sol.se = se * np.sqrt(scale)
     return sol
+
+
+def _not_converged_message(sol: Solution, tol: float) -> str:
+    where = f"pycomp.solve ({sol.model}, {sol.method}) stopped after {sol.n_iter} iterations"
+    if np.isnan(sol.grad_norm):
+        return (
+            f"{where}: the gradient of the objective is NaN (an overflow, e.g. from weights near the "
+            "largest float), so the scores are not an optimum; rescale the weights"
+        )
+    return f"{where} with ||grad||_inf = {sol.grad_norm:.3g} > tol = {tol:g}; raise max_iter or tol"
 
 
 def _resolve_device(device: str) -> str:

@@ -181,5 +181,67 @@ def test_solve_table_missing_column(kw, missing):
 
 def test_solve_table_bad_value_names_column_or_row():
     df = pd.DataFrame({"a": ["x", "y", "z"], "b": ["y", "z", "x"], "p": [0.6, np.nan, 0.2]})
-    with pytest.raises(ValueError, match=r"\[1\]"):
+    with pytest.raises(ValueError, match=r"row 2: column 'p' is empty \(NaN\)"):
         pycomp.solve_table(df)
+
+
+# --------------------------------------------------------------------------- #
+# scikit-learn's parameter contract: fit reads the attributes as they are
+# --------------------------------------------------------------------------- #
+def _alpha_zero_data():
+    """Soft outcomes on a connected graph: the alpha = 0 optimum exists and differs from alpha = 1."""
+    return R.random_comparisons(np.random.default_rng(11), 8, 40, "soft")
+
+
+@pytest.mark.parametrize("cls", ["BradleyTerry", "PoEGaussian"])
+def test_attribute_changed_after_construction_is_used_by_fit(cls):
+    c = _alpha_zero_data()
+    model = "bt" if cls == "BradleyTerry" else "gaussian"
+    est = getattr(pycomp, cls)(alpha=1.0, tol=TOL)
+    est.alpha = 0.0
+    est.fit(c.i, c.j, c.p)
+    ref = pycomp.solve(c.i, c.j, c.p, model=model, alpha=0.0, tol=TOL)
+    np.testing.assert_array_equal(est.scores_, ref.scores)
+    assert est.get_params()["alpha"] == 0.0
+    assert "alpha=0.0" in repr(est)
+    # and the alpha = 0 answer is not the alpha = 1 one
+    assert np.max(np.abs(est.scores_ - pycomp.solve(c.i, c.j, c.p, model=model, alpha=1.0).scores)) > 1e-3
+
+
+def test_set_params_changes_what_fit_uses():
+    c = _alpha_zero_data()
+    est = pycomp.BradleyTerry(alpha=1.0, tol=TOL)
+    assert est.set_params(alpha=0.0, method="mm", max_iter=50_000) is est
+    assert est.alpha == 0.0 and est.method == "mm"
+    assert est.get_params() == dict(alpha=0.0, method="mm", tol=TOL, max_iter=50_000, return_se=False,
+                                    n_threads=None)
+    est.fit(c.i, c.j, c.p)
+    assert est.solution_.method == "mm"
+    R.assert_close(est.scores_, R.bt_solve(c, 0.0), atol=ATOL)
+
+
+def test_get_params_lists_every_init_parameter():
+    assert pycomp.BradleyTerry().get_params() == dict(alpha=1.0, method="auto", tol=1e-8, max_iter=None,
+                                                      return_se=False, n_threads=None)
+    assert pycomp.PoEGaussian(beta=0.2).get_params() == dict(alpha=1.0, beta=0.2, tol=1e-8, max_iter=None,
+                                                             return_se=False, n_threads=None)
+
+
+def test_set_params_unknown_name_raises_and_changes_nothing():
+    est = pycomp.BradleyTerry(alpha=0.5)
+    with pytest.raises(ValueError) as e:
+        est.set_params(alpha=2.0, beta=0.3)
+    assert str(e.value) == (
+        "BradleyTerry has no parameter 'beta'; valid parameters: alpha, method, tol, max_iter, return_se, n_threads"
+    )
+    assert est.alpha == 0.5
+
+
+def test_sklearn_clone_copies_the_current_parameters():
+    base = pytest.importorskip("sklearn.base")
+    est = pycomp.PoEGaussian(alpha=0.3, beta=0.4)
+    est.tol = 1e-9
+    twin = base.clone(est)
+    assert type(twin) is pycomp.PoEGaussian and twin is not est
+    assert twin.get_params() == est.get_params()
+    assert twin.tol == 1e-9

@@ -535,3 +535,67 @@ def test_reused_work_arrays_do_not_change_results():
     freed = pycomp.release_memory()
     assert freed > 0 and pycomp._core.cached_memory() == 0
     np.testing.assert_array_equal(pycomp.solve(i, j, n_items=n).scores, first)
+
+
+# --------------------------------------------------------------------------- #
+# alpha = 0 without an optimum: a structured NoOptimumError
+# --------------------------------------------------------------------------- #
+def _group_against_rest(direction, offset):
+    """A tie between items 0 and 1 (component 0, whose optimum exists), then from
+    `offset` on a cycle of wins among 7 items G and a cycle among 3 items R.
+
+    direction "never beat": every R item beat a G item, so G never beat R.
+    direction "never lost to": every G item beat an R item, so G never lost to R.
+    """
+    group = np.arange(offset, offset + 7)
+    rest = np.arange(offset + 7, offset + 10)
+    i = [0] + list(group) + list(rest)
+    j = [1] + list(np.roll(group, -1)) + list(np.roll(rest, -1))
+    p = [0.5] + [1.0] * 10
+    for k, r in enumerate(rest):
+        a, b = (r, group[k]) if direction == "never beat" else (group[k], r)
+        i.append(a)
+        j.append(b)
+        p.append(1.0)
+    return R.Comparisons.make(i, j, p), group
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("direction", ["never beat", "never lost to"])
+def test_no_optimum_error_carries_the_whole_group(direction, method):
+    from pycomp.exceptions import NoOptimumError
+
+    c, group = _group_against_rest(direction, offset=2)
+    assert not R.bt_mle_exists(c)
+    with pytest.raises(NoOptimumError) as e:
+        pycomp.solve(**c.kwargs(), alpha=0.0, method=method)
+    err = e.value
+    assert isinstance(err, ValueError)
+    assert err.items.dtype == np.int64
+    np.testing.assert_array_equal(err.items, group)  # all 7, not the 5 the message shows
+    assert err.component == 1
+    assert err.direction == direction
+    limit = "-inf" if direction == "never beat" else "+inf"
+    assert str(err) == (
+        "alpha=0 but the maximum-likelihood scores do not exist: in component 1 (10 items), the group of 7 "
+        f"items with 0-based item indices {{2, 3, 4, 5, 6, ...}} {direction} any of the other 3 items of that "
+        f"component, so their scores diverge to {limit}. Use alpha > 0 (e.g. alpha=1.0, the virtual-games prior) "
+        "or add comparisons."
+    )
+
+
+def test_no_optimum_error_for_a_single_item_and_pickling():
+    import pickle
+
+    from pycomp.exceptions import NoOptimumError
+
+    with pytest.raises(NoOptimumError) as e:
+        pycomp.solve([0, 0, 1], [1, 2, 2], [1.0, 1.0, 0.5], alpha=0.0)
+    err = e.value
+    np.testing.assert_array_equal(err.items, [0])
+    assert (err.component, err.direction) == (0, "never lost to")
+    assert "the group of 1 item with 0-based item index {0} never lost to" in str(err)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is NoOptimumError and str(back) == str(err)
+    np.testing.assert_array_equal(back.items, err.items)
+    assert (back.component, back.direction) == (err.component, err.direction)

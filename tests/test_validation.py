@@ -259,3 +259,40 @@ def test_core_bad_method_and_alpha():
         _core_gaussian(i, j, p, w, N, alpha=-1.0)
     with pytest.raises(ValueError, match="tol"):
         _core_bt(i, j, p, w, N, tol=0.0)
+
+
+# --------------------------------------------------------------------------- #
+# the messages say that rows and items are counted from 0
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_core_messages_say_what_the_indices_are(dtype):
+    i, j, p, w = _data()
+    i, j = i.astype(dtype), j.astype(dtype)
+    cases = []
+    bad_i, bad_j = i.copy(), j.copy()
+    bad_i[1] = bad_j[1] = 1
+    cases.append(((bad_i, bad_j, p, w),
+                  "i[1] == j[1] = 1: comparison 1 (0-based) compares item 1 with itself; "
+                  "an item cannot be compared with itself"))
+    bad = i.copy()
+    bad[17] = 12
+    cases.append(((bad, j, p, w), "i[17] = 12 is outside [0, n_items=10) (comparison 17, 0-based): "
+                                  "item indices count from 0"))
+    bad = p.copy()
+    bad[3] = 1.5
+    cases.append(((i, j, bad, w), "p[3] = 1.5 (comparison 3, 0-based) is not a probability: "
+                                  "p must be finite and in [0, 1]"))
+    bad = w.copy()
+    bad[2] = -1.0
+    cases.append(((i, j, p, bad), "weights[2] = -1 (comparison 2, 0-based) is not allowed: "
+                                  "weights must be finite and >= 0"))
+    for args, message in cases:
+        with pytest.raises(ValueError) as e:
+            pycomp.solve(*args[:3], weights=args[3], n_items=N)
+        assert _msg(e) == message
+
+
+def test_index_above_int64_says_the_row_is_zero_based():
+    with pytest.raises(ValueError) as e:
+        pycomp.solve(np.array([0, 2**63 + 5], dtype=np.uint64), np.array([1, 0], dtype=np.uint64))
+    assert _msg(e) == "i[1] is above 2^63 (comparison 1, 0-based)"

@@ -33,13 +33,16 @@ count_t first_bad_row(count_t m, Bad&& bad) {
   return first;
 }
 
+// "(comparison k, 0-based)": the messages name rows by their 0-based array index.
+inline std::string comparison_row(count_t k) { return "(comparison " + std::to_string(k) + ", 0-based)"; }
+
 // Validates m comparisons between n_items items:
 //   i, j : [m] indices in [0, n_items), i[k] != j[k]
 //   p    : [m] finite, in [0, 1] (may be nullptr)
-//   w    : [m] finite, >= 0 (may be nullptr)
+//   w    : [m] finite, >= 0 (may be nullptr), named w_field in the messages
 template <class Index>
 void validate_comparisons(const Index* i, const Index* j, const double* p, const double* w, count_t m,
-                          long long n_items) {
+                          long long n_items, const char* w_field = "weights") {
   if (m == 0) throw std::invalid_argument("comparisons are empty: i and j have length 0; give at least one comparison");
   if (n_items < 2) {
     throw std::invalid_argument("n_items = " + std::to_string(n_items) + " but a comparison needs at least 2 items");
@@ -56,28 +59,31 @@ void validate_comparisons(const Index* i, const Index* j, const double* p, const
     const count_t k = first_bad_row(m, [&](count_t r) { return a[r] < 0 || a[r] >= n; });
     if (k < m) {
       throw std::invalid_argument(std::string(names[f]) + "[" + std::to_string(k) + "] = " + std::to_string(a[k]) +
-                                  " is outside [0, n_items=" + std::to_string(n_items) + ")");
+                                  " is outside [0, n_items=" + std::to_string(n_items) + ") " + comparison_row(k) +
+                                  ": item indices count from 0");
     }
   }
   {
     const count_t k = first_bad_row(m, [&](count_t r) { return i[r] == j[r]; });
     if (k < m) {
       throw std::invalid_argument("i[" + std::to_string(k) + "] == j[" + std::to_string(k) + "] = " +
-                                  std::to_string(i[k]) + ": an item cannot be compared with itself");
+                                  std::to_string(i[k]) + ": comparison " + std::to_string(k) +
+                                  " (0-based) compares item " + std::to_string(i[k]) +
+                                  " with itself; an item cannot be compared with itself");
     }
   }
   if (p) {
     const count_t k = first_bad_row(m, [&](count_t r) { return !(p[r] >= 0.0 && p[r] <= 1.0); });
     if (k < m) {
-      throw std::invalid_argument("p[" + std::to_string(k) + "] = " + format_double(p[k]) +
+      throw std::invalid_argument("p[" + std::to_string(k) + "] = " + format_double(p[k]) + " " + comparison_row(k) +
                                   " is not a probability: p must be finite and in [0, 1]");
     }
   }
   if (w) {
     const count_t k = first_bad_row(m, [&](count_t r) { return !(w[r] >= 0.0 && std::isfinite(w[r])); });
     if (k < m) {
-      throw std::invalid_argument("weights[" + std::to_string(k) + "] = " + format_double(w[k]) +
-                                  " is not allowed: weights must be finite and >= 0");
+      throw std::invalid_argument(std::string(w_field) + "[" + std::to_string(k) + "] = " + format_double(w[k]) + " " +
+                                  comparison_row(k) + " is not allowed: " + w_field + " must be finite and >= 0");
     }
   }
 }

@@ -60,7 +60,7 @@ SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, cons
             double expected = 2.0 * alpha * sigmoid_parts(s[a]).pos;
             for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) expected += d[e];
             step[a] = (win_mass[a] > 0 && expected > 0) ? std::log(win_mass[a] / expected) : 0.0;
-            out.max = std::max(out.max, std::fabs(expected - win_mass[a]));
+            out.max = max_or_nan(out.max, std::fabs(expected - win_mass[a]));
           }
           return out;
         });
@@ -86,13 +86,14 @@ SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, cons
               down_sum += down[e];
             }
             step[a] = (up_sum > 0 && down_sum > 0) ? std::log(up_sum / down_sum) : 0.0;
-            out.max = std::max(out.max, std::fabs(down_sum - up_sum));
+            out.max = max_or_nan(out.max, std::fabs(down_sum - up_sum));
           }
           return out;
         });
       }
       gnorm = tot.max;
-      if (gnorm <= opt.tol || it >= opt.max_iter) break;
+      // A NaN gradient (an overflow) stays NaN: stop, unconverged.
+      if (gnorm <= opt.tol || it >= opt.max_iter || std::isnan(gnorm)) break;
       if (method == BtMethod::Newman) {
         if (gnorm > prev_gnorm) {
           omega = std::max(omega * 0.5, 1.0 / 1024);

@@ -67,7 +67,7 @@ ItemTotals sum_rows(const count_t* start, index_t a0, index_t a1, const double* 
     prior[a] = pr.curv;
     diag[a] = hess + pr.curv;
     out.sum += pr.loss;
-    out.max = std::max(out.max, std::fabs(g[a]));
+    out.max = max_or_nan(out.max, std::fabs(g[a]));
   }
   return out;
 }
@@ -145,7 +145,7 @@ Eval gradient_from_exponentials(const ItemGraph& graph, E en, double alpha, Work
       g[a] = row.grad + pr.grad;
       prior[a] = pr.curv;
       diag[a] = row.curv + pr.curv;
-      out.max = std::max(out.max, std::fabs(g[a]));
+      out.max = max_or_nan(out.max, std::fabs(g[a]));
       if (dir) out.sum += g[a] * dir[a];
     }
     return out;
@@ -195,7 +195,7 @@ Eval evaluate_gradient_at_zero(const ItemGraph& graph, E en, double alpha, Works
       g[a] = grad + pr.grad;
       prior[a] = pr.curv;
       diag[a] = hess + pr.curv;
-      out.max = std::max(out.max, std::fabs(g[a]));
+      out.max = max_or_nan(out.max, std::fabs(g[a]));
     }
     return out;
   });

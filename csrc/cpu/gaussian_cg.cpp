@@ -73,7 +73,7 @@ SolveResult gaussian_cg(const Comparisons& c, const ItemGraph& graph, const Solv
                    opt.max_iter - steps, ws);
       if (alpha == 0.0) center_components(res.scores, info, threads);
       gnorm = gradient_norm();
-      if (gnorm <= opt.tol) break;
+      if (gnorm <= opt.tol || std::isnan(gnorm)) break;
     }
     if (!std::isfinite(gnorm)) gnorm = gradient_norm();
     res.objective = opt.objective ? gaussian_objective_of(c, s, alpha, beta, threads) : NAN;

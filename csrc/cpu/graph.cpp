@@ -123,18 +123,23 @@ void require_bt_optimum_exists(const Comparisons& c, const GraphInfo& graph) {
       const index_t reached = reach(dir == 0 ? out : in, root, seen, stack);
       if (reached == size) continue;
       // The reached group has no wins over (dir 0) or no losses to (dir 1) the rest.
+      std::vector<index_t> group;
+      group.reserve(static_cast<size_t>(reached));
+      for (index_t a = root; a < c.n; ++a) {
+        if (graph.labels[a] == comp && seen[a]) group.push_back(a);
+      }
+      const char* direction = dir == 0 ? "never beat" : "never lost to";
       std::ostringstream msg;
       msg << "alpha=0 but the maximum-likelihood scores do not exist: in component " << comp << " (" << size
-          << " items), the group of " << reached << " items {";
-      index_t listed = 0;
-      for (index_t a = root; a < c.n && listed < 5; ++a) {
-        if (graph.labels[a] == comp && seen[a]) msg << (listed++ ? ", " : "") << a;
-      }
-      if (reached > listed) msg << ", ...";
-      msg << "} never " << (dir == 0 ? "beat" : "lost to") << " any of the other " << (size - reached)
+          << " items), the group of " << reached
+          << (reached == 1 ? " item with 0-based item index {" : " items with 0-based item indices {");
+      const size_t shown = std::min<size_t>(group.size(), 5);
+      for (size_t k = 0; k < shown; ++k) msg << (k ? ", " : "") << group[k];
+      if (group.size() > shown) msg << ", ...";
+      msg << "} " << direction << " any of the other " << (size - reached)
           << " items of that component, so their scores diverge to " << (dir == 0 ? "-inf" : "+inf")
           << ". Use alpha > 0 (e.g. alpha=1.0, the virtual-games prior) or add comparisons.";
-      throw std::invalid_argument(msg.str());
+      throw NoOptimum(msg.str(), std::move(group), comp, direction);
     }
   }
 }

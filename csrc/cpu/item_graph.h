@@ -131,7 +131,7 @@ ItemTotals for_rows(const ItemGraph& g, int threads, Row&& row) {
     for (index_t a = g.chunks[ch]; a < g.chunks[ch + 1]; ++a) {
       const ItemTotals r = row(a);
       acc.sum += r.sum;
-      acc.max = std::max(acc.max, r.max);
+      acc.max = max_or_nan(acc.max, r.max);
     }
     partial[ch] = acc;
   }

@@ -1,6 +1,9 @@
 // The CPU backend: OpenMP solvers over a validated Comparisons view.
 #pragma once
 
+#include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/common.h"
@@ -13,9 +16,19 @@ namespace cpu {
 // Connected components of the comparison graph, ignoring comparisons of zero weight.
 GraphInfo connected_components(const Comparisons& c);
 
+// Raised when alpha = 0 and the PoE-BT optimum does not exist: a group of items of one
+// component never beat (or never lost to) the other items of that component.
+struct NoOptimum : std::invalid_argument {
+  NoOptimum(const std::string& message, std::vector<index_t> group, index_t comp, const char* dir)
+      : std::invalid_argument(message), items(std::move(group)), component(comp), direction(dir) {}
+  std::vector<index_t> items;  // every item of the group, ascending
+  index_t component;
+  const char* direction;  // "never beat" or "never lost to"
+};
+
 // With alpha = 0 the PoE-BT optimum exists iff every component is strongly connected
 // in the graph with an arc a -> b whenever a has positive win mass over b. Throws
-// std::invalid_argument naming an offending group of items otherwise.
+// NoOptimum for the first offending group of items otherwise.
 void require_bt_optimum_exists(const Comparisons& c, const GraphInfo& graph);
 
 // The solver kernels, compiled once per instruction set (see common.h):
