@@ -1,21 +1,54 @@
-"""Entry point of the ``pycomp`` command (importing this module registers every command)."""
-import importlib
+"""The ``pycomp`` command line: the typer app with every command, and its entry point.
+
+Each command lives in its own module under :mod:`pycomp.commands`; this module
+only registers them. Run as ``pycomp`` (the console script) or ``python -m pycomp.cli``.
+"""
 import sys
 
-COMMAND_MODULES = (
-    "pycomp.commands.solve",
-    "pycomp.commands.rank",
-    "pycomp.commands.train",
-)
+__all__ = ["app", "main"]
+
+HELP = ("LLM comparative assessment: plan pairs, judge them with an LLM, "
+        "solve for scores with product-of-experts Bradley-Terry, evaluate, fine-tune.")
+
+
+def _build_app():
+    """The typer app with the commands in the order ``pycomp --help`` lists them."""
+    import typer
+
+    from pycomp.commands import evaluate, judge, models, rank, solve, train
+
+    app = typer.Typer(name="pycomp", help=HELP, no_args_is_help=True, invoke_without_command=True,
+                      add_completion=False, pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _main(
+        version: bool = typer.Option(False, "--version", help="Print the version and build facts, then exit."),
+    ) -> None:
+        """LLM comparative assessment: plan, judge, solve, evaluate, train."""
+        if version:
+            import pycomp
+
+            info = pycomp.build_info()
+            typer.echo(
+                f"pycomp {info['version']} (openmp={info['openmp']}, threads={info['max_threads']}, "
+                f"cuda_compiled={info['cuda_compiled']}, cuda_devices={info['cuda_device_count']})"
+            )
+            raise typer.Exit()
+
+    app.command("solve")(solve.solve_command)
+    app.command("rank")(rank.rank_command)
+    app.command("judge")(judge.judge_command)
+    app.command("evaluate")(evaluate.evaluate_command)
+    app.command("train")(train.train_command)
+    app.add_typer(models.app, name="models")
+    return app
+
 
 try:
-    from pycomp.cli_app import app
-except ImportError as _exc:  # the solver-only install (numpy alone) has no typer/pandas
+    app = _build_app()
+except ImportError as _exc:  # the solver-only install (numpy alone) has no typer
     app = None
     _MISSING = getattr(_exc, "name", None) or str(_exc)
-else:
-    for _name in COMMAND_MODULES:
-        importlib.import_module(_name)
 
 
 def main() -> None:

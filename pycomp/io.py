@@ -4,11 +4,10 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Union
 
 import pandas as pd
 
-PathLike = Union[str, os.PathLike]
+from pycomp.config import PathLike
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _SUPPORTED = ".csv, .tsv, .jsonl (or .json, .ndjson), .parquet (or .pq)"

@@ -5,13 +5,12 @@ Figure (for tests and notebooks) and a function that writes it as a PNG.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
-PathLike = Union[str, os.PathLike]
+from pycomp.config import PathLike
 
 SCORE_UNITS = {
     "bt": "PoE-BT log-strength",

@@ -9,10 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 import pycomp
-import pycomp.cli  # noqa: F401  (registers the commands)
 import pycomp.exceptions
 import reference as R
-from pycomp.cli_app import app
+from pycomp.cli import app
 
 ATOL = 1e-6
 runner = CliRunner()

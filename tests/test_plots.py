@@ -93,8 +93,7 @@ def test_plots_are_written_as_png(tmp_path):
 
 
 def test_evaluate_plots_draw_the_scores_standard_errors(tmp_path, monkeypatch):
-    import pycomp.cli  # noqa: F401  (registers the commands)
-    from pycomp.cli_app import app
+    from pycomp.cli import app
 
     built = []
     real = plots.predicted_vs_gold_figure

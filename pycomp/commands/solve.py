@@ -6,10 +6,9 @@ from typing import Optional
 
 import typer
 
-from pycomp.cli_app import app
+from pycomp.commands import options as opts
 
 
-@app.command("solve")
 def solve_command(
     comparisons: Path = typer.Argument(..., help="Comparisons file: .csv, .tsv, .jsonl or .parquet, one row per comparison."),
     out: Path = typer.Option(..., "--out", "-o", help="Scores file to write (.csv, .tsv, .jsonl or .parquet): columns id, score, se (and group with --group)."),
@@ -64,8 +63,8 @@ def solve_command(
         )
         write_table(table, out)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
+        opts.fail(exc)
+        return
     order = np.argsort(-table["score"].to_numpy())
     top = ", ".join(f"{table['id'].iloc[k]} ({table['score'].iloc[k]:.3f})" for k in order[:3])
     keyed = f" (items are (group, id) pairs: column {group_column!r})" if group_column else ""

@@ -9,35 +9,23 @@ from typing import Optional
 
 import typer
 
-from pycomp.cli_app import app
-
-_ERRORS = (ValueError, FileNotFoundError, ImportError, RuntimeError, KeyError)
+from pycomp.commands import options as opts
 
 
-def _fail(exc: BaseException) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
-@app.command("train")
+@opts.takes("items", "out", "text_field", "gold_field", "attribute", "noun", "group_field", "context_field",
+            "context_noun", "id_field", "model", "objective", "gamma", "normalize", "per_item", "all_pairs", "design",
+            "holdout", "holdout_groups", "max_steps", "epochs", "lr", "batch_size", "grad_accum", "warmup_steps",
+            "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "quantization", "device",
+            "gradient_checkpointing", "loss_backend", "max_length", "template", "system", "labels",
+            "rationale_field", "rationale_steps", "score_min", "score_max", "rank_candidates", "rank_alpha",
+            "rank_margin", "save_steps", "logging_steps", "seed", "restart", "progress")
 def train_command(
     items: str = typer.Argument(..., help="Items with gold scores: .jsonl, .csv, .tsv or .parquet, or example:NAME."),
     out: Path = typer.Option(..., "--out", "-o", help="Adapter folder to write (checkpoints inside; rerunning resumes)."),
-    text_field: str = typer.Option("text", "--text-field", help="Field holding each item's text."),
     gold_field: str = typer.Option(..., "--gold-field", help="Field with the gold scores the judge learns from."),
-    attribute: str = typer.Option("better", "--attribute", help="Completes 'Which {noun} is ...': e.g. 'more coherent'."),
-    noun: str = typer.Option("text", "--noun", help="What an item is: 'summary', 'answer', ..."),
-    group_field: Optional[str] = typer.Option(None, "--group-field", help="Pairs only within groups (e.g. the article)."),
-    context_field: Optional[str] = typer.Option(None, "--context-field", help="Shared context shown with each pair."),
-    context_noun: str = typer.Option("Context", "--context-noun", help="How the context is introduced, e.g. 'Article'."),
-    id_field: Optional[str] = typer.Option(None, "--id-field", help="Field with unique item ids."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Base model: smollm2-135m (default), a .gguf, a folder or a Hub id."),
     objective: str = typer.Option("soft", "--objective", help="soft (paper), hard (0/1 baseline), rail (regression-aware, TRACT), rank (RRESCUE)."),
     gamma: float = typer.Option(5.0, "--gamma", help="soft: target p* = sig(gamma (s_i - s_j) / std(s))."),
     normalize: str = typer.Option("pair", "--normalize", help="pair: softmax over the two answers (the judge's p); vocab: over the vocabulary."),
-    per_item: Optional[float] = typer.Option(None, "--per-item", "-k", help="Training pairs per item (default 4)."),
-    all_pairs: bool = typer.Option(False, "--all-pairs", help="Train on every pair within each group."),
-    design: str = typer.Option("random", "--design", help="random or greedy pair design (as pycomp rank)."),
     holdout: float = typer.Option(0.0, "--holdout", help="Share of groups held out for the evaluation loss."),
     holdout_groups: Optional[str] = typer.Option(None, "--holdout-groups", help="Comma list of groups to hold out."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (instead of --epochs)."),
@@ -55,9 +43,6 @@ def train_command(
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass (less memory)."),
     loss_backend: str = typer.Option("auto", "--loss-backend", help="auto (fused Triton on CUDA, torch reference on CPU), triton, torch, hf (full logits)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Drop prompts longer than this many tokens."),
-    template: Optional[str] = typer.Option(None, "--template", help="Prompt template file (as pycomp rank)."),
-    system: Optional[str] = typer.Option(None, "--system", help="System message (as pycomp rank)."),
-    labels: str = typer.Option("A,B", "--labels", help="The two answer labels (as pycomp rank)."),
     rationale_field: Optional[str] = typer.Option(None, "--rationale-field", help="rail: rationales; trains their cross-entropy first."),
     rationale_steps: Optional[int] = typer.Option(None, "--rationale-steps", help="rail: steps of the rationale stage (default half)."),
     score_min: int = typer.Option(1, "--score-min", help="rail: lowest score digit."),
@@ -69,7 +54,7 @@ def train_command(
     logging_steps: int = typer.Option(10, "--logging-steps", help="Log every this many steps."),
     seed: int = typer.Option(0, "--seed", help="Seed of the pair plan, the split and the adapters."),
     restart: bool = typer.Option(False, "--restart", help="Start over: remove the checkpoints in --out instead of resuming."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    **options,
 ) -> None:
     """Fine-tune a judge on items with gold scores; the adapter plugs into ``pycomp rank --adapter``.
 
@@ -84,11 +69,11 @@ def train_command(
           --objective soft --gamma 5 --per-item 4 --max-steps 200 --out adapters/coherence
         pycomp rank test.jsonl ... --adapter adapters/coherence
     """
+    opts.wait_passively()
     try:
         if max_steps is not None and epochs is not None:
             raise ValueError("give either --max-steps or --epochs, not both")
-        if all_pairs and per_item is not None:
-            raise ValueError("give either --per-item K or --all-pairs, not both")
+        per_item = opts.per_item_or_default(options.pop("per_item"), options["all_pairs"], default=4.0)
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"--max-steps {max_steps} must be >= 1")
         if epochs is not None and not epochs > 0:
@@ -100,24 +85,21 @@ def train_command(
 
         config = JudgeTrainingConfig(
             output_dir=str(out), objective=objective, gamma=gamma, normalize=normalize, loss_backend=loss_backend,
-            model_name=model, quantization=quantization, use_cpu=device == "cpu", lora_r=lora_r,
+            model_name=options.pop("model"), quantization=quantization, use_cpu=device == "cpu", lora_r=lora_r,
             lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_target_modules=lora_targets,
-            text_field=text_field, gold_field=gold_field, attribute=attribute, noun=noun, group_field=group_field,
-            context_field=context_field, context_noun=context_noun, id_field=id_field, template=template,
-            system=system, labels=labels, per_item=4.0 if per_item is None else per_item, all_pairs=all_pairs,
-            design=design, holdout=holdout, holdout_groups=holdout_groups, max_length=max_length,
-            score_min=score_min, score_max=score_max, rationale_field=rationale_field,
+            gold_field=gold_field, per_item=per_item, holdout=holdout, holdout_groups=holdout_groups,
+            max_length=max_length, score_min=score_min, score_max=score_max, rationale_field=rationale_field,
             rationale_steps=rationale_steps, rank_candidates=rank_candidates, rank_alpha=rank_alpha,
             rank_margin=rank_margin, max_steps=max_steps if max_steps is not None else -1,
             num_train_epochs=epochs if epochs is not None else 1.0, learning_rate=lr,
             per_device_train_batch_size=batch_size, per_device_eval_batch_size=max(batch_size, 8),
             gradient_accumulation_steps=grad_accum, warmup_steps=warmup_steps,
             activation_checkpointing=gradient_checkpointing, save_steps=save_steps, logging_steps=logging_steps,
-            seed=seed, disable_tqdm=not progress,
+            seed=seed, disable_tqdm=not options.pop("progress"), **options,
         )
         summary = train_judge(items, config, resume=not restart, echo=typer.echo)
-    except _ERRORS as exc:
-        _fail(exc)
+    except opts.ERRORS as exc:
+        opts.fail(exc)
         return
     tr = summary["train"]
     line = f"trained {tr['global_step']} steps in {tr['seconds']:.1f} s, train loss {tr['train_loss']:.4f}"

@@ -165,7 +165,8 @@ class PreparedRun:
 def _load_items(source, config: JudgeTrainingConfig):
     import pandas as pd
 
-    from pycomp.pipeline import RankConfig, load_items, validate_items
+    from pycomp.config import RankConfig
+    from pycomp.items import load_items, validate_items
 
     if config.gold_field is None:
         raise TrainingDataError("training needs gold scores: give --gold-field (the field with each item's score)")
@@ -376,7 +377,7 @@ def train_judge(source, config: JudgeTrainingConfig, *, base=None, resume: bool 
     dict
         The content of ``pycomp-train.json``.
     """
-    from pycomp.pipeline import versions, write_json
+    from pycomp.report import versions, write_json
 
     out = Path(config.output_dir)
     t0 = time.perf_counter()

@@ -99,8 +99,7 @@ def test_fetched_model_is_cached_and_verified(backend):
 def test_models_cli(backend):
     from typer.testing import CliRunner
 
-    import pycomp.cli  # noqa: F401
-    from pycomp.cli_app import app
+    from pycomp.cli import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["models", "fetch", "smollm2-135m"])

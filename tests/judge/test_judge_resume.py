@@ -193,8 +193,7 @@ def test_killed_process_loses_at_most_the_batch_in_flight(backend, small_items, 
 
     from typer.testing import CliRunner
 
-    import pycomp.cli  # noqa: F401
-    from pycomp.cli_app import app
+    from pycomp.cli import app
 
     res = CliRunner().invoke(app, cmd[3:])
     assert res.exit_code == 0, res.output

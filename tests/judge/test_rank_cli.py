@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import pycomp.cli  # noqa: F401  (registers the commands)
-from pycomp.cli_app import app
+from pycomp.cli import app
+from pycomp.config import RankConfig
+from pycomp.items import load_items
 from pycomp.judge.transformers_backend import TransformersBackend
-from pycomp.pipeline import RankConfig, load_items, rank
+from pycomp.pipeline import rank
 
 # 3 SummEval articles x 4 summaries (tests/data/README.md): summary_id (S0..S3) repeats in every article.
 SUMMEVAL = Path(__file__).resolve().parents[1] / "data" / "summeval_excerpt.jsonl"
@@ -369,3 +370,20 @@ def test_evaluate_reports_missing_scores(tmp_path):
     pd.DataFrame({"id": ["a", "b"], "score": [0.1, 0.2]}).to_csv(scores, index=False)
     res = _invoke("evaluate", scores, "--items", items, "--id-field", "id", "--gold-field", "s")
     assert res.exit_code == 2 and "no score for item id 'c'" in res.output
+
+
+def test_old_import_paths_still_work():
+    """Names that moved out of pycomp.pipeline and pycomp.cli_app stay importable from there."""
+    import pycomp.cli_app
+    from pycomp import config, evaluate, items, pipeline, plan_stage, report, solve_stage
+
+    assert pycomp.cli_app.app is app
+    moved = {config: ("PathLike", "RankConfig"),
+             items: ("ItemsError", "Items", "validate_items", "load_items", "find_items", "pairs_from_table",
+                     "scores_from_table"),
+             plan_stage: ("plan_for",), solve_stage: ("solve_scores",),
+             evaluate: ("parse_fit_on", "subsample_per_item", "spearman_curve", "evaluate_scores"),
+             report: ("write_json", "versions")}
+    for module, names in moved.items():
+        for name in names:
+            assert getattr(pipeline, name) is getattr(module, name), name
