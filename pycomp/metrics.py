@@ -1,4 +1,4 @@
-"""Evaluation of predicted scores against gold scores (numpy only).
+"""Evaluation of predicted scores against gold scores (numpy, and scipy.stats for ranks and correlations).
 
 * Spearman and Pearson correlation, overall and per group (then averaged over
   groups, the usual SummEval protocol: per article, then the mean).
@@ -9,9 +9,6 @@
   least squares on training items only and reported on the others.
 """
 from __future__ import annotations
-
-import math
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -32,40 +29,44 @@ def _vector(x, name: str) -> np.ndarray:
 
 
 def rankdata(x) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (as ``scipy.stats.rankdata``)."""
-    x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    boundaries = np.concatenate([[True], xs[1:] != xs[:-1], [True]])
-    idx = np.flatnonzero(boundaries)
-    ranks_sorted = np.empty(len(x))
-    for start, stop in zip(idx[:-1], idx[1:]):
-        ranks_sorted[start:stop] = 0.5 * (start + stop - 1) + 1.0
-    ranks = np.empty(len(x))
-    ranks[order] = ranks_sorted
-    return ranks
+    """Ranks 1..n with ties given their average rank (``scipy.stats.rankdata``, float64)."""
+    from scipy import stats
+
+    return stats.rankdata(np.asarray(x, dtype=np.float64)).astype(np.float64)
+
+
+def _paired(x, y):
+    """Both inputs as finite float64 vectors of one length, or ``None`` when no correlation is defined.
+
+    A correlation is undefined for fewer than 2 values or a constant input
+    (``scipy.stats`` would warn and return NaN, or raise).
+    """
+    x, y = _vector(x, "x"), _vector(y, "y")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+    if len(x) < 2 or np.ptp(x) == 0.0 or np.ptp(y) == 0.0:
+        return None
+    return x, y
 
 
 def pearson(x, y) -> float:
-    """Pearson correlation; NaN when either input is constant or has fewer than 2 values."""
-    x, y = _vector(x, "x"), _vector(y, "y")
-    if x.shape != y.shape:
-        raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-    if len(x) < 2:
+    """Pearson correlation (``scipy.stats.pearsonr``); NaN when either input is constant or has fewer than 2 values."""
+    pair = _paired(x, y)
+    if pair is None:
         return float("nan")
-    dx, dy = x - x.mean(), y - y.mean()
-    denom = math.sqrt(float(dx @ dx) * float(dy @ dy))
-    if denom == 0.0:
-        return float("nan")
-    return float(np.clip((dx @ dy) / denom, -1.0, 1.0))
+    from scipy import stats
+
+    return float(stats.pearsonr(*pair)[0])
 
 
 def spearman(x, y) -> float:
-    """Spearman rank correlation (Pearson on average ranks); NaN for constant input."""
-    x, y = _vector(x, "x"), _vector(y, "y")
-    if x.shape != y.shape:
-        raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-    return pearson(rankdata(x), rankdata(y))
+    """Spearman rank correlation (``scipy.stats.spearmanr``: Pearson on average ranks); NaN for constant input."""
+    pair = _paired(x, y)
+    if pair is None:
+        return float("nan")
+    from scipy import stats
+
+    return float(stats.spearmanr(*pair)[0])
 
 
 def _group_index(groups, n: int):

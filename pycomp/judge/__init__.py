@@ -5,7 +5,10 @@ Layers
 :mod:`pycomp.judge.models`
     Resolve, fetch (``pycomp models fetch smollm2-135m``), convert and load models.
 :mod:`pycomp.judge.prompts`
-    Pairwise templates (attribute, noun, optional context, answer prefix).
+    Pairwise templates (attribute, noun, optional context, answer prefix); the pointwise
+    and generation prompts of ``pycomp train``.
+:mod:`pycomp.judge.padding`
+    Left-padded token batches with position ids counting real tokens (training uses them too).
 :mod:`pycomp.judge.backend`
     The backend interface (:class:`JudgeBackend`); a vLLM backend implements it too.
 :mod:`pycomp.judge.transformers_backend`

@@ -1,6 +1,6 @@
-"""Pairwise prompt templates.
+"""Prompt templates: pairwise (the judge's comparisons), pointwise scores and generation.
 
-A template renders the *user message* of one comparison from these variables:
+A pairwise template renders the *user message* of one comparison from these variables:
 
 ``item_a``, ``item_b`` (required)
     The two items, in the order shown to the judge.
@@ -22,6 +22,12 @@ Templates are Jinja (``{{ item_a }}``) or Python format strings (``{item_a}``);
 a file ending in ``.j2``/``.jinja``/``.jinja2``, or containing ``{{`` or ``{%``, is Jinja.
 In a template file, a line ``[assistant]`` separates the user message (above)
 from the answer prefix (below); without it the default answer prefix is used.
+
+The pointwise prompt (:data:`POINT_TEMPLATE`, :func:`render_point`: rate one
+item on a digit scale, reply prefilled with :data:`POINT_PREFIX`) and the
+generation prompt (:data:`GENERATE_TEMPLATE`, :func:`render_generate`: the
+item is the reply) are fixed format strings, used by ``pycomp train``
+(objectives ``rail`` and ``rank``).
 """
 from __future__ import annotations
 
@@ -238,3 +244,65 @@ def load_template(
     if path is None:
         return PairTemplate(system=system, labels=tuple(labels), **extra)
     return PairTemplate.from_file(path, system=system, labels=tuple(labels), **extra)
+
+
+#: User message of the pointwise (``rail``) prompt.
+POINT_TEMPLATE = (
+    "{context_block}{Noun}:\n{item}\n\n"
+    "How {quality} is this {noun}? Rate it on a scale of {lo} to {hi}, where {lo} is worst and {hi} is best. "
+    "Answer with one digit."
+)
+#: Prefilled start of the pointwise reply; the score digit is the next token.
+POINT_PREFIX = "Score: "
+#: User message of the generation (``rank``) prompt; the candidate is the reply.
+GENERATE_TEMPLATE = "{context_block}Write a {noun} that is as {quality} as possible."
+
+
+def quality_word(attribute: str) -> str:
+    """The quality an attribute compares: ``"more coherent"`` -> ``"coherent"``; ``"better"`` -> ``"good"``."""
+    words = attribute.strip().split()
+    if words and words[0].lower() in ("more", "less") and len(words) > 1:
+        return " ".join(words[1:])
+    return {"better": "good", "worse": "bad"}.get(attribute.strip().lower(), attribute.strip())
+
+
+def _context_block(context: Optional[str], context_noun: str) -> str:
+    return f"{context_noun}:\n{context}\n\n" if context else ""
+
+
+def render_point(item: str, *, lo: int, hi: int, attribute: str = "better", noun: str = "text",
+                 context: Optional[str] = None, context_noun: str = "Context") -> str:
+    """The user message of the pointwise prompt: rate ``item`` from ``lo`` (worst) to ``hi`` (best).
+
+    Parameters
+    ----------
+    item : str
+    lo, hi : int
+        The ends of the score scale.
+    attribute, noun, context, context_noun : str
+        As for a pairwise template (``attribute`` is the comparative: ``"more coherent"``).
+
+    Returns
+    -------
+    str
+    """
+    return POINT_TEMPLATE.format(context_block=_context_block(context, context_noun),
+                                 Noun=noun[:1].upper() + noun[1:], item=item, quality=quality_word(attribute),
+                                 noun=noun, lo=lo, hi=hi)
+
+
+def render_generate(*, attribute: str = "better", noun: str = "text", context: Optional[str] = None,
+                    context_noun: str = "Context") -> str:
+    """The user message of the generation prompt, whose reply is a candidate item.
+
+    Parameters
+    ----------
+    attribute, noun, context, context_noun : str
+        As for :func:`render_point`.
+
+    Returns
+    -------
+    str
+    """
+    return GENERATE_TEMPLATE.format(context_block=_context_block(context, context_noun), noun=noun,
+                                    quality=quality_word(attribute))

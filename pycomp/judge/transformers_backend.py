@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from pycomp.judge.backend import JudgeBackend, LabelScores, PromptTooLongError
+from pycomp.judge.padding import left_pad, position_ids
 
 _PROBE_USER = "Which text is better, text A or text B?"
 _PROBE_PREFIX = "The text that is better is text"
@@ -176,25 +177,11 @@ class TransformersBackend(JudgeBackend):
             lb = torch.logsumexp(logp[:, self.label_ids[1]], dim=-1)
         return LabelScores(la.double().cpu().numpy(), lb.double().cpu().numpy())
 
-    def _left_pad(self, seqs):
-        import torch
-
-        width = max(len(x) for x in seqs)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            if seq:
-                input_ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-                mask[row, width - len(seq):] = 1
-        return input_ids, mask
-
     def _forward_padded(self, ids):
         """One left-padded forward pass; logits of the last position only."""
-        input_ids, mask = self._left_pad(ids)
-        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)  # positions count real tokens only
+        input_ids, mask = left_pad(ids, self.tokenizer.pad_token_id)
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=position_ids.to(self.device), logits_to_keep=1, use_cache=False)
+                         position_ids=position_ids(mask).to(self.device), logits_to_keep=1, use_cache=False)
         return out.logits[:, -1, :]
 
     def _forward_shared(self, ids, common: int):
@@ -205,11 +192,10 @@ class TransformersBackend(JudgeBackend):
         out = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1)
         cache = out.get(self.cache_keyword)
         cache.batch_repeat_interleave(len(ids))
-        input_ids, mask = self._left_pad([x[common:] for x in ids])
+        input_ids, mask = left_pad([x[common:] for x in ids], self.tokenizer.pad_token_id)
         full_mask = torch.cat([torch.ones((len(ids), common), dtype=torch.long), mask], dim=1)
-        position_ids = common + (mask.cumsum(dim=1) - 1).clamp(min=0)
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=full_mask.to(self.device),
-                         position_ids=position_ids.to(self.device), logits_to_keep=1, use_cache=True,
+                         position_ids=position_ids(mask, common).to(self.device), logits_to_keep=1, use_cache=True,
                          **{self.cache_keyword: cache})
         return out.logits[:, -1, :]
 
@@ -230,8 +216,9 @@ def cache_keyword(model) -> str:
     str
         ``"cache"`` or ``"past_key_values"``.
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(base.forward).parameters
+    from pycomp.ops.gather import unwrap_model
+
+    params = inspect.signature(unwrap_model(model).forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 

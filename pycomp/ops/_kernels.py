@@ -29,6 +29,20 @@ import triton.language as tl
 
 
 @triton.jit
+def _row_block(pid_b, B, BLOCK_B: tl.constexpr):
+    """Rows ``offs_b`` of row block ``pid_b`` and their in-bounds mask."""
+    offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    return offs_b, offs_b < B
+
+
+@triton.jit
+def _split_bounds(pid_s, vb_per_split, n_vb):
+    """The V-blocks ``[start, end)`` that split ``pid_s`` streams."""
+    vb_start = pid_s * vb_per_split
+    return vb_start, tl.minimum(vb_start + vb_per_split, n_vb)
+
+
+@triton.jit
 def _logits_tile(
     H, W, offs_b, offs_v, mask_b, mask_v, D, stride_hb, stride_wv,
     BLOCK_B: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr,
@@ -46,6 +60,19 @@ def _logits_tile(
         h_ptrs += BLOCK_D
         w_ptrs += BLOCK_D
     return acc
+
+
+@triton.jit
+def _vocab_block_logits(
+    H, W, offs_b, mask_b, vb, V, D, stride_hb, stride_wv,
+    BLOCK_B: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr,
+):
+    """Vocabulary block ``vb``: its columns ``offs_v``, their mask and the logits tile (fp32)."""
+    offs_v = vb * BLOCK_V + tl.arange(0, BLOCK_V)
+    mask_v = offs_v < V
+    z = _logits_tile(H, W, offs_b, offs_v, mask_b, mask_v, D, stride_hb, stride_wv,
+                     BLOCK_B, BLOCK_V, BLOCK_D, PREC)
+    return offs_v, mask_v, z
 
 
 @triton.jit
@@ -77,17 +104,13 @@ def _lse_fwd_kernel(
     """
     pid_b = tl.program_id(0)
     pid_s = tl.program_id(1)
-    offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    mask_b = offs_b < B
+    offs_b, mask_b = _row_block(pid_b, B, BLOCK_B)
     m = tl.full((BLOCK_B,), float("-inf"), tl.float32)
     s = tl.zeros((BLOCK_B,), dtype=tl.float32)
-    vb_start = pid_s * vb_per_split
-    vb_end = tl.minimum(vb_start + vb_per_split, n_vb)
+    vb_start, vb_end = _split_bounds(pid_s, vb_per_split, n_vb)
     for vb in range(vb_start, vb_end):
-        offs_v = vb * BLOCK_V + tl.arange(0, BLOCK_V)
-        mask_v = offs_v < V
-        z = _logits_tile(H, W, offs_b, offs_v, mask_b, mask_v, D, stride_hb, stride_wv,
-                         BLOCK_B, BLOCK_V, BLOCK_D, PREC)
+        _, mask_v, z = _vocab_block_logits(H, W, offs_b, mask_b, vb, V, D, stride_hb, stride_wv,
+                                           BLOCK_B, BLOCK_V, BLOCK_D, PREC)
         z = tl.where(mask_v[None, :], z, float("-inf"))
         m_new = tl.maximum(m, tl.max(z, axis=1))
         s = s * tl.exp(m - m_new) + tl.sum(tl.exp(z - m_new[:, None]), axis=1)
@@ -102,10 +125,8 @@ def _gather_logits_kernel(
     BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     """Z[b, k] = H[b] . W[IDS[b, k]] in fp32, for the rows of ``pid_b`` and token slot ``k``."""
-    pid_b = tl.program_id(0)
     k = tl.program_id(1)
-    offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    mask_b = offs_b < B
+    offs_b, mask_b = _row_block(tl.program_id(0), B, BLOCK_B)
     ids = tl.load(IDS + offs_b * stride_ib + k * stride_ik, mask=mask_b, other=0)
     offs_d = tl.arange(0, BLOCK_D)
     h_ptrs = H + offs_b[:, None].to(tl.int64) * stride_hb + offs_d[None, :]
@@ -127,11 +148,8 @@ def _gather_grad_kernel(
     BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     """GH[b, d-block] = sum_k COEF[b, k] * W[IDS[b, k], d-block] (fp32 sum, stored in GH's dtype)."""
-    pid_b = tl.program_id(0)
-    pid_d = tl.program_id(1)
-    offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    mask_b = offs_b < B
+    offs_b, mask_b = _row_block(tl.program_id(0), B, BLOCK_B)
+    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = mask_b[:, None] & (offs_d < D)[None, :]
     acc = tl.zeros((BLOCK_B, BLOCK_D), dtype=tl.float32)
     for k in range(K):
@@ -158,16 +176,12 @@ def _vocab_grad_h_kernel(
     """
     pid_b = tl.program_id(0)
     pid_s = tl.program_id(1)
-    offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    mask_b = offs_b < B
+    offs_b, mask_b = _row_block(pid_b, B, BLOCK_B)
     offs_d = tl.arange(0, BLOCK_D)
-    vb_start = pid_s * vb_per_split
-    vb_end = tl.minimum(vb_start + vb_per_split, n_vb)
+    vb_start, vb_end = _split_bounds(pid_s, vb_per_split, n_vb)
     for vb in range(vb_start, vb_end):
-        offs_v = vb * BLOCK_V + tl.arange(0, BLOCK_V)
-        mask_v = offs_v < V
-        z = _logits_tile(H, W, offs_b, offs_v, mask_b, mask_v, D, stride_hb, stride_wv,
-                         BLOCK_B, BLOCK_V, BLOCK_D, PREC)
+        offs_v, mask_v, z = _vocab_block_logits(H, W, offs_b, mask_b, vb, V, D, stride_hb, stride_wv,
+                                                BLOCK_B, BLOCK_V, BLOCK_D, PREC)
         g = _dlogits_tile(z, offs_b, offs_v, mask_b, mask_v, LSE, ALPHA, IDS, COEF, K,
                           stride_ib, stride_ik, stride_cb, stride_ck)
         if not GRAD_F32:
@@ -207,17 +221,14 @@ def _vocab_grad_hw_kernel(
     """
     pid_s = tl.program_id(0)
     offs_d = tl.arange(0, BLOCK_D)
-    offs_bl = tl.arange(0, BLOCK_B)
     offs_vl = tl.arange(0, BLOCK_V)
     scr = SCR + pid_s.to(tl.int64) * (n_bb * BLOCK_B * BLOCK_V)
-    vb_start = pid_s * vb_per_split
-    vb_end = tl.minimum(vb_start + vb_per_split, n_vb)
+    vb_start, vb_end = _split_bounds(pid_s, vb_per_split, n_vb)
     for vb in range(vb_start, vb_end):
         offs_v = vb * BLOCK_V + offs_vl
         mask_v = offs_v < V
         for bb in range(n_bb):
-            offs_b = bb * BLOCK_B + offs_bl
-            mask_b = offs_b < B
+            offs_b, mask_b = _row_block(bb, B, BLOCK_B)
             z = _logits_tile(H, W, offs_b, offs_v, mask_b, mask_v, D, stride_hb, stride_wv,
                              BLOCK_B, BLOCK_V, BLOCK_D, PREC)
             g = _dlogits_tile(z, offs_b, offs_v, mask_b, mask_v, LSE, ALPHA, IDS, COEF, K,
@@ -235,8 +246,7 @@ def _vocab_grad_hw_kernel(
                 w = w.to(tl.float32)
             gw = tl.zeros((BLOCK_V, BLOCK_D), dtype=tl.float32)
             for bb in range(n_bb):
-                offs_b = bb * BLOCK_B + offs_bl
-                mask_b = offs_b < B
+                offs_b, mask_b = _row_block(bb, B, BLOCK_B)
                 g = tl.load(scr + offs_b[:, None] * BLOCK_V + offs_vl[None, :])
                 h = tl.load(H + offs_b[:, None].to(tl.int64) * stride_hb + d[None, :],
                             mask=mask_b[:, None] & mask_d[None, :], other=0.0)

@@ -6,6 +6,11 @@ sample. :func:`gather_answer_hidden` runs only the decoder (whose output is
 already final-normed in Hugging Face models), picks the hidden state whose
 next-token distribution scores the answer, and returns it with the LM head
 weight, ready for :func:`pycomp.ops.pair_loss` / :func:`pycomp.ops.score_loss`.
+
+The model helpers here (:func:`unwrap_model`, :func:`decoder_of`,
+:func:`decoder_hidden`, :func:`lm_head_weight`) are the one place that knows
+how a PEFT-wrapped Hugging Face causal LM is laid out; the judge and the
+trainer use them too.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Optional
 
 import torch
 
-__all__ = ["answer_positions", "gather_answer_hidden", "lm_head_weight"]
+__all__ = ["answer_positions", "gather_answer_hidden", "lm_head_weight", "unwrap_model", "decoder_of",
+           "decoder_hidden"]
 
 # config attributes that change logits = hidden @ weight.T, with their neutral value
 _LOGIT_MODIFIERS = {
@@ -53,13 +59,33 @@ def answer_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (T - 1 - torch.flip(mask, dims=[1]).to(torch.int8).argmax(dim=1)).to(torch.long)
 
 
-def _unwrap(model):
-    """The transformers model under a PEFT wrapper (LoRA layers stay injected)."""
+def unwrap_model(model):
+    """The transformers model under a PEFT wrapper (LoRA layers stay injected); ``model`` otherwise.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel or peft.PeftModel
+
+    Returns
+    -------
+    transformers.PreTrainedModel
+    """
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
 
 
-def _decoder(model):
+def decoder_of(model):
+    """The decoder stack of a causal LM (the part before the LM head), through a PEFT wrapper.
+
+    ``model.get_decoder()`` where it gives a sub-module, else the attribute
+    named by ``model.base_model_prefix`` (``model.model`` for Llama-style models).
+
+    Raises
+    ------
+    ValueError
+        If neither gives the decoder.
+    """
+    model = unwrap_model(model)
     get_decoder = getattr(model, "get_decoder", None)
     dec = get_decoder() if callable(get_decoder) else None
     if dec is None or dec is model:
@@ -73,6 +99,24 @@ def _decoder(model):
     return dec
 
 
+def decoder_hidden(model, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                   **model_kwargs) -> torch.Tensor:
+    """Final-norm hidden states of every position (B, T, d), from the decoder only (no logits).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel or peft.PeftModel
+        A causal LM; adapters stay active.
+    input_ids, attention_mask : torch.Tensor
+        (B, T).
+    **model_kwargs
+        Passed to the decoder (e.g. ``position_ids``); ``use_cache`` defaults to False.
+    """
+    model_kwargs.setdefault("use_cache", False)
+    out = decoder_of(model)(input_ids=input_ids, attention_mask=attention_mask, **model_kwargs)
+    return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+
 def lm_head_weight(model) -> torch.Tensor:
     """The (V, d) LM head weight of a causal LM, checked for use by the fused losses.
 
@@ -83,7 +127,7 @@ def lm_head_weight(model) -> torch.Tensor:
         weight is not a floating (V, d) tensor (e.g. a quantised head), or the
         config rescales / soft-caps the logits.
     """
-    model = _unwrap(model)
+    model = unwrap_model(model)
     cfg = getattr(model, "config", None)
     for name, neutral in _LOGIT_MODIFIERS.items():
         val = getattr(cfg, name, neutral)
@@ -175,9 +219,6 @@ def gather_answer_hidden(
         if bool(bad.any()):
             i = int(torch.nonzero(bad)[0])
             raise ValueError(f"positions[{i}] = {int(positions[i])} is outside [0, T={T})")
-    decoder = _decoder(_unwrap(model))
-    model_kwargs.setdefault("use_cache", False)
-    out = decoder(input_ids=input_ids, attention_mask=attention_mask, **model_kwargs)
-    last = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    last = decoder_hidden(model, input_ids, attention_mask, **model_kwargs)
     rows = torch.arange(B, device=last.device)
     return last[rows, positions.to(last.device)], weight

@@ -95,17 +95,8 @@ class PairLossFunction(torch.autograd.Function):
         return gh, gw, None, None, None
 
 
-def pair_loss(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    a_ids: IdsLike,
-    b_ids: IdsLike,
-    target: FloatsLike,
-    *,
-    normalize: str = "pair",
-    reduction: str = "mean",
-    backend: str = "auto",
-) -> torch.Tensor:
+def pair_loss(hidden: torch.Tensor, weight: torch.Tensor, a_ids: IdsLike, b_ids: IdsLike, target: FloatsLike,
+              *, normalize: str = "pair", reduction: str = "mean", backend: str = "auto") -> torch.Tensor:
     """Soft binary cross-entropy of the judge's pair-token probability, fused with the LM head.
 
     The judge's probability that A is right is read from the next-token

@@ -96,35 +96,18 @@ def score_rows(
     return (y_hat - y) ** 2
 
 
-def pair_loss_reference(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    a_ids: IdsLike,
-    b_ids: IdsLike,
-    target: FloatsLike,
-    *,
-    normalize: str = "pair",
-    reduction: str = "mean",
-    upcast: bool = True,
-) -> torch.Tensor:
+def pair_loss_reference(hidden: torch.Tensor, weight: torch.Tensor, a_ids: IdsLike, b_ids: IdsLike,
+                        target: FloatsLike, *, normalize: str = "pair", reduction: str = "mean",
+                        upcast: bool = True) -> torch.Tensor:
     """Soft binary cross-entropy of the pair-token probability, in plain torch.
 
     Same contract as :func:`pycomp.ops.pair_loss`; differentiable by autograd.
 
     Parameters
     ----------
-    hidden : torch.Tensor
-        (B, d) hidden states at the answer positions.
-    weight : torch.Tensor
-        (V, d) LM head, same dtype and device as ``hidden``.
-    a_ids, b_ids : int or (B,) int tensor
-        Token ids of answer A and answer B for each row.
-    target : float or (B,) tensor
-        Probability in [0, 1] that A is the right answer.
-    normalize : {"pair", "vocab"}, default "pair"
-        ``"pair"``: ``q = sig(z_a - z_b)``; ``"vocab"``: softmax over the whole
-        vocabulary (the full (B, V) logits are formed).
-    reduction : {"mean", "sum", "none"}, default "mean"
+    hidden, weight, a_ids, b_ids, target, normalize, reduction
+        As for :func:`pycomp.ops.pair_loss`; ``normalize="vocab"`` forms the
+        full (B, V) logits here.
     upcast : bool, default True
         Form the logits from float32 (float64) copies of ``hidden`` and
         ``weight``. ``False`` multiplies in the input dtype, as eager training
@@ -139,45 +122,25 @@ def pair_loss_reference(
     Raises
     ------
     ValueError
-        On bad shapes, dtypes, token ids or targets (the message names the
-        field and the row).
+        As :func:`pycomp.ops.pair_loss`: bad shapes, dtypes, token ids or
+        targets (the message names the field and the row).
     """
     args = check_pair_args(hidden, weight, a_ids, b_ids, target, normalize, reduction)
     rows = pair_rows(hidden, weight, args.ids, args.target, normalize, upcast)
     return reduce_rows(rows, reduction)
 
 
-def score_loss_reference(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    score_ids: IdsLike,
-    score_values: FloatsLike,
-    target: FloatsLike,
-    *,
-    normalize: str = "vocab",
-    reduction: str = "mean",
-    upcast: bool = True,
-) -> torch.Tensor:
+def score_loss_reference(hidden: torch.Tensor, weight: torch.Tensor, score_ids: IdsLike,
+                         score_values: FloatsLike, target: FloatsLike, *, normalize: str = "vocab",
+                         reduction: str = "mean", upcast: bool = True) -> torch.Tensor:
     """Regression-aware (RAIL / TRACT) squared error of the expected score, in plain torch.
 
     Same contract as :func:`pycomp.ops.score_loss`; differentiable by autograd.
 
     Parameters
     ----------
-    hidden : torch.Tensor
-        (B, d) hidden states at the answer positions.
-    weight : torch.Tensor
-        (V, d) LM head.
-    score_ids : (K,) int tensor or sequence
-        Distinct token ids of the score tokens ("1".."5", "1".."10", words).
-    score_values : (K,) float tensor or sequence
-        The value of each score token.
-    target : float or (B,) tensor
-        Gold score of each row.
-    normalize : {"vocab", "scores"}, default "vocab"
-        ``P`` is the softmax over the whole vocabulary (as TRACT) or over the
-        K score tokens.
-    reduction : {"mean", "sum", "none"}, default "mean"
+    hidden, weight, score_ids, score_values, target, normalize, reduction
+        As for :func:`pycomp.ops.score_loss`.
     upcast : bool, default True
         See :func:`pair_loss_reference`.
 
@@ -189,11 +152,9 @@ def score_loss_reference(
     Raises
     ------
     ValueError
-        On bad shapes, out-of-range or duplicate score ids, non-finite values
-        or targets.
+        As :func:`pycomp.ops.score_loss`: bad shapes, out-of-range or
+        duplicate score ids, non-finite values or targets.
     """
     args = check_score_args(hidden, weight, score_ids, score_values, target, normalize, reduction)
-    rows = score_rows(
-        hidden, weight, args.score_ids, args.score_values, args.target, normalize, upcast
-    )
+    rows = score_rows(hidden, weight, args.score_ids, args.score_values, args.target, normalize, upcast)
     return reduce_rows(rows, reduction)

@@ -97,17 +97,9 @@ class ScoreLossFunction(torch.autograd.Function):
         return gh, gw, None, None, None, None
 
 
-def score_loss(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    score_ids: IdsLike,
-    score_values: FloatsLike,
-    target: FloatsLike,
-    *,
-    normalize: str = "vocab",
-    reduction: str = "mean",
-    backend: str = "auto",
-) -> torch.Tensor:
+def score_loss(hidden: torch.Tensor, weight: torch.Tensor, score_ids: IdsLike, score_values: FloatsLike,
+               target: FloatsLike, *, normalize: str = "vocab", reduction: str = "mean",
+               backend: str = "auto") -> torch.Tensor:
     """Squared error of the expected score over the score tokens, fused with the LM head.
 
     The regression-aware loss of RAIL / TRACT: ``y_hat = sum_k v_k P(s_k)``

@@ -1,6 +1,6 @@
 """Prompts, answer tokens, tokenised examples and the padding collators.
 
-Pair prompts are rendered by the judge's own :func:`pycomp.judge.run.build_prompts`
+The prompts are the judge's: pair prompts are rendered by its own :func:`pycomp.judge.run.build_prompts`
 (same template, answer prefix, chat template and system message as
 ``pycomp rank``), and the answer tokens are chosen among the judge's
 :attr:`~pycomp.judge.transformers_backend.TransformersBackend.label_ids`, so an
@@ -17,6 +17,15 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from pycomp.judge.padding import left_pad, position_ids
+# The prompt templates live in pycomp.judge.prompts; imported here under their old names too.
+from pycomp.judge.prompts import (
+    GENERATE_TEMPLATE,
+    POINT_PREFIX,
+    POINT_TEMPLATE,
+    render_generate,
+    render_point,
+)
 from pycomp.train.data import TrainingDataError
 
 __all__ = [
@@ -29,18 +38,6 @@ __all__ = [
     "PairCollator",
     "RankCollator",
 ]
-
-#: User message of the pointwise (``rail``) prompt.
-POINT_TEMPLATE = (
-    "{context_block}{Noun}:\n{item}\n\n"
-    "How {quality} is this {noun}? Rate it on a scale of {lo} to {hi}, where {lo} is worst and {hi} is best. "
-    "Answer with one digit."
-)
-#: Prefilled start of the pointwise reply; the score digit is the next token.
-POINT_PREFIX = "Score: "
-#: User message of the ranking (``rank``) prompt; the candidate is the reply.
-GENERATE_TEMPLATE = "{context_block}Write a {noun} that is as {quality} as possible."
-
 
 def answer_token_id(tokenizer, prompt: str, label: str, allowed: Sequence[int]) -> int:
     """The token the model writes for ``label`` right after ``prompt``.
@@ -95,14 +92,6 @@ class AnswerTokens:
                 "variants": [[int(i) for i in v] for v in self.variants]}
 
 
-def _quality(attribute: str) -> str:
-    """``"more coherent"`` -> ``"coherent"``; ``"better"`` -> ``"good"``."""
-    words = attribute.strip().split()
-    if words and words[0].lower() in ("more", "less") and len(words) > 1:
-        return " ".join(words[1:])
-    return {"better": "good", "worse": "bad"}.get(attribute.strip().lower(), attribute.strip())
-
-
 class PromptBuilder:
     """Renders and tokenises training prompts the way the judge does.
 
@@ -141,9 +130,6 @@ class PromptBuilder:
             warnings.warn(f"{self.dropped} {what} longer than max_length={self.max_length} tokens were dropped",
                           RuntimeWarning, stacklevel=3)
 
-    def _context_block(self, context: Optional[str]) -> str:
-        return f"{self.settings.context_noun}:\n{context}\n\n" if context else ""
-
     # ---- pairs ------------------------------------------------------------------------------
     def pair_answer_tokens(self, prompt: str) -> AnswerTokens:
         """The two answer tokens, chosen among the judge's label ids after ``prompt``."""
@@ -171,9 +157,10 @@ class PromptBuilder:
 
     # ---- pointwise scores (rail) ------------------------------------------------------------
     def point_user(self, item: str, context: Optional[str], lo: int, hi: int) -> str:
+        """The user message of the pointwise prompt (:func:`pycomp.judge.prompts.render_point`)."""
         s = self.settings
-        return POINT_TEMPLATE.format(context_block=self._context_block(context), Noun=s.noun[:1].upper() + s.noun[1:],
-                                     item=item, quality=_quality(s.attribute), noun=s.noun, lo=lo, hi=hi)
+        return render_point(item, lo=lo, hi=hi, attribute=s.attribute, noun=s.noun, context=context,
+                            context_noun=s.context_noun)
 
     def point_prompt(self, item: str, context: Optional[str], lo: int, hi: int,
                      rationale: Optional[str] = None) -> str:
@@ -230,8 +217,7 @@ class PromptBuilder:
         out = []
         for members in sets:
             ctx = contexts[members[0]] if contexts is not None else None
-            user = GENERATE_TEMPLATE.format(context_block=self._context_block(ctx), noun=s.noun,
-                                            quality=_quality(s.attribute))
+            user = render_generate(attribute=s.attribute, noun=s.noun, context=ctx, context_noun=s.context_noun)
             prompt = self._encode(self.backend.render(user, system=self.template.system))
             seqs, lengths, scores = [], [], []
             for i in members:
@@ -245,18 +231,6 @@ class PromptBuilder:
                 out.append({"sequences": seqs, "prompt_lengths": lengths, "scores": scores})
         self.report_dropped("candidate sequences")
         return out
-
-
-def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, fill=None):
-    import torch
-
-    width = max(len(x) for x in seqs)
-    ids = torch.full((len(seqs), width), pad_id if fill is None else fill, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, width - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)
-        mask[row, width - len(seq):] = 1
-    return ids, mask
 
 
 class PairCollator:
@@ -273,16 +247,16 @@ class PairCollator:
     def __call__(self, features: List[dict]) -> dict:
         import torch
 
-        ids, mask = _left_pad([f["input_ids"] for f in features], self.pad_id)
+        ids, mask = left_pad([f["input_ids"] for f in features], self.pad_id)
         batch = {
             "input_ids": ids,
             "attention_mask": mask,
-            "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0),
+            "position_ids": position_ids(mask),
             "target": torch.tensor([f["target"] for f in features], dtype=torch.float32),
         }
         if any("labels" in f for f in features):
             labels = [f.get("labels", [-100] * len(f["input_ids"])) for f in features]
-            batch["labels"], _ = _left_pad(labels, self.pad_id, fill=-100)
+            batch["labels"], _ = left_pad(labels, self.pad_id, fill=-100)
         return batch
 
 
@@ -308,12 +282,12 @@ class RankCollator:
                 labels.append([-100] * plen + list(seq[plen:]))
                 sets.append(s)
                 scores.append(score)
-        ids, mask = _left_pad(seqs, self.pad_id)
-        lab, _ = _left_pad(labels, self.pad_id, fill=-100)
+        ids, mask = left_pad(seqs, self.pad_id)
+        lab, _ = left_pad(labels, self.pad_id, fill=-100)
         return {
             "input_ids": ids,
             "attention_mask": mask,
-            "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0),
+            "position_ids": position_ids(mask),
             "labels": lab,
             "set_index": torch.tensor(sets, dtype=torch.long),
             "scores": torch.tensor(scores, dtype=torch.float32),

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from pycomp.ops import gather_answer_hidden, lm_head_weight, pair_loss, score_loss
+from pycomp.ops.gather import decoder_hidden
 
 __all__ = [
     "ops_backend",
@@ -50,24 +51,13 @@ def ops_backend(loss_backend: str, device: torch.device) -> str:
     return loss_backend
 
 
-def _unwrap(model):
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def sequence_hidden(model, batch: dict) -> Tuple[torch.Tensor, torch.Tensor]:
     """Final-norm hidden states of every position (B, T, d) and the LM head weight (V, d).
 
-    Runs the decoder only (through a PEFT wrapper, adapters active), so no
-    (B, T, V) logits are formed.
+    Runs the decoder only (:func:`pycomp.ops.gather.decoder_hidden`, through a
+    PEFT wrapper, adapters active), so no (B, T, V) logits are formed.
     """
-    base = _unwrap(model)
-    decoder = base.get_decoder() if callable(getattr(base, "get_decoder", None)) else None
-    if decoder is None or decoder is base:
-        decoder = getattr(base, getattr(base, "base_model_prefix", "model"))
-    out = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                  position_ids=batch.get("position_ids"), use_cache=False)
-    last = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    last = decoder_hidden(model, batch["input_ids"], batch["attention_mask"], position_ids=batch.get("position_ids"))
     return last, lm_head_weight(model)
 
 
