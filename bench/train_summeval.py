@@ -14,7 +14,9 @@ Each judge scores the test summaries with PoE-BT, within articles, from
 (a) a random design with 4 comparisons per summary and (b) all pairs (120 per
 article), every pair judged in both orders; the figure is the Spearman
 correlation with the expert scores per article, averaged over the test
-articles (the SummEval protocol), as ``pycomp rank`` computes it.
+articles (the SummEval protocol), as ``pycomp rank`` computes it, with its
+standard error across articles (std with ddof=1 / sqrt(n)); the per-article
+values are kept in the JSON.
 
 Everything is resumable and written as it goes: the work folder holds the
 items, the adapters (Trainer checkpoints every ``--save-steps``), and one
@@ -36,6 +38,7 @@ summary alone, the article is not shown), ``--train-per-item``,
 Usage::
 
     python bench/train_summeval.py --measure
+    python bench/train_summeval.py --report-only    # rewrite the .md (and per-article figures) from the .json
     nohup python bench/train_summeval.py --max-steps 150 > bench/results/train_summeval.log 2>&1 &
 """
 from __future__ import annotations
@@ -84,6 +87,9 @@ def parse_args(argv=None):
                          "the 4-per-summary figure is then also given on those N articles.")
     ap.add_argument("--stages", default=",".join(STAGES), help="Comma list, subset of: " + ",".join(STAGES))
     ap.add_argument("--measure", action="store_true", help="Time one training step and one judging batch, then exit.")
+    ap.add_argument("--report-only", action="store_true",
+                    help="Rewrite PREFIX.md (and the per-article figures in PREFIX.json, from the rank outputs "
+                         "still in the work folder) from PREFIX.json; loads no model, runs no stage.")
     return ap.parse_args(argv)
 
 
@@ -161,17 +167,86 @@ def rank_config(args, adapter, design: str):
                       progress=False)
 
 
-def per_article_spearman(rank_dir: Path, items: Path, articles, gold_field: str) -> float:
-    """Spearman of a rank run's scores with gold per article, averaged over ``articles``."""
+def gold_table(args):
+    """SummEval's gold scores keyed as the items are: ``id`` (article/summary), ``article_id``, the attribute."""
+    import pandas as pd
+
+    frame = pd.read_json(args.data, lines=True)
+    frame["id"] = [f"{a}/{s}" for a, s in zip(frame["article_id"], frame["summary_id"])]
+    return frame[["id", "article_id", args.attribute_field]]
+
+
+def article_spearman(rank_dir: Path, gold, articles, gold_field: str) -> dict:
+    """Spearman of a rank run's scores with gold in each of ``articles``, with their mean and standard error.
+
+    Parameters
+    ----------
+    rank_dir : Path
+        A ``pycomp rank`` output folder (its ``scores.csv``: id, score).
+    gold : pandas.DataFrame
+        ``id``, ``article_id`` and the gold field (:func:`gold_table`).
+    articles : iterable
+        The articles to report.
+    gold_field : str
+
+    Returns
+    -------
+    dict
+        ``per_article`` ({article: rho}) and the :func:`spearman_stats` of those values.
+    """
     import pandas as pd
     from scipy.stats import spearmanr
 
     scores = pd.read_csv(rank_dir / "scores.csv", dtype={"id": str})
-    gold = pd.read_json(items, lines=True, dtype={"id": str})
-    both = scores.merge(gold, on="id")
+    both = scores[["id", "score"]].merge(gold[["id", "article_id", gold_field]], on="id")
     wanted = set(articles)
-    rhos = [spearmanr(g["score"], g[gold_field]).statistic for a, g in both.groupby("article_id") if a in wanted]
-    return float(sum(rhos) / len(rhos))
+    per = {str(a): float(spearmanr(g["score"], g[gold_field]).statistic)
+           for a, g in both.groupby("article_id") if a in wanted}
+    missing = sorted(str(a) for a in wanted - set(per))
+    if missing:
+        raise ValueError(f"{rank_dir / 'scores.csv'} has no scores for article(s) {', '.join(missing)}")
+    return {"per_article": per, **spearman_stats(per.values())}
+
+
+def spearman_stats(values) -> dict:
+    """Mean of per-article correlations and its standard error across articles.
+
+    Articles whose correlation is undefined (NaN: constant scores) are left
+    out, as ``pycomp rank``'s per-group mean does. The standard error is
+    ``std(ddof=1) / sqrt(n)`` (None with fewer than 2 articles).
+
+    Returns
+    -------
+    dict
+        ``mean``, ``se``, ``n`` (articles used) and ``n_undefined``.
+    """
+    import numpy as np
+
+    v = np.asarray(list(values), dtype=float)
+    ok = v[np.isfinite(v)]
+    n = int(ok.size)
+    return {"mean": float(ok.mean()) if n else None,
+            "se": float(ok.std(ddof=1) / np.sqrt(n)) if n >= 2 else None,
+            "n": n, "n_undefined": int(v.size - n)}
+
+
+def add_article_stats(stage: str, r: dict, gold, split: dict, gold_field: str) -> bool:
+    """Fill a finished rank stage's per-article Spearman values from its ``scores.csv`` when it is there.
+
+    The 4-per-summary stages get two sets: all test articles and the all-pairs
+    subset. Returns False when the rank output is gone (nothing can be recomputed).
+    """
+    out = Path(r.get("out", ""))
+    if not (out / "scores.csv").is_file():
+        return False
+    design = stage.split("/")[1]
+    if design == "all":
+        r["spearman_articles"] = article_spearman(out, gold, split["all_pairs_articles"], gold_field)
+    else:
+        r["spearman_articles"] = article_spearman(out, gold, split["test_articles"], gold_field)
+        r["spearman_articles_subset"] = article_spearman(out, gold, split["all_pairs_articles"], gold_field)
+        r["spearman_per_article_subset"] = r["spearman_articles_subset"]["mean"]
+    return True
 
 
 def results_paths(args):
@@ -207,21 +282,33 @@ def markdown(res: dict) -> str:
                      f"lr {s.get('lr')}, gamma {s.get('gamma')}; device {res.get('device')}, "
                      f"{s.get('threads')} torch thread(s).")
         lines.append("")
-    lines.append("Spearman per test article, averaged (PoE-BT scores vs expert coherence):")
+    lines.append("Spearman per test article, averaged (PoE-BT scores vs expert coherence), "
+                 "± its standard error across articles (std with ddof=1 / sqrt(n)); n = articles:")
     lines.append("")
     n_all = len(res.get("split", {}).get("all_pairs_articles", [])) or s.get("test_articles")
     lines.append(f"| judge | 4 comparisons / summary ({s.get('test_articles')} articles) "
                  f"| 4 comparisons / summary ({n_all} articles) | all pairs, 120 / article ({n_all} articles) "
-                 f"| judge pair accuracy (all pairs) |")
-    lines.append("|---|---|---|---|---|")
+                 f"| judge pair accuracy (all pairs) | position bias (all pairs) |")
+    lines.append("|---|---|---|---|---|---|")
+    missing = []
     for judge in ("zero", "hard", "soft"):
         k4, al = st.get(f"{judge}/k4"), st.get(f"{judge}/all")
-        fmt = lambda r: f"{r['spearman_per_article']:.3f}" if r and r.get("spearman_per_article") is not None else "not run"
         acc = f"{al['judge_accuracy']:.3f}" if al and al.get("judge_accuracy") is not None else (
             f"{k4['judge_accuracy']:.3f} (k4)" if k4 and k4.get("judge_accuracy") is not None else "")
-        sub = f"{k4['spearman_per_article_subset']:.3f}" if k4 and k4.get("spearman_per_article_subset") is not None else "not run"
-        lines.append(f"| {judge} | {fmt(k4)} | {sub} | {fmt(al)} | {acc} |")
+        bias = f"{al['position_bias']:+.3f}" if al and al.get("position_bias") is not None else ""
+        cells = []
+        for name, r, key, mean_key in ((f"{judge}/k4", k4, "spearman_articles", "spearman_per_article"),
+                                       (f"{judge}/k4", k4, "spearman_articles_subset", "spearman_per_article_subset"),
+                                       (f"{judge}/all", al, "spearman_articles", "spearman_per_article")):
+            cells.append(_spearman_cell(r, key, mean_key))
+            if r and r.get(mean_key) is not None and key not in r and name not in missing:
+                missing.append(name)
+        lines.append(f"| {judge} | {' | '.join(cells)} | {acc} | {bias} |")
     lines.append("")
+    if missing:
+        lines.append(f"No standard error for {', '.join(missing)}: those stages ran before per-article values "
+                     "were stored, and their rank outputs (scores.csv) are no longer in the work folder.")
+        lines.append("")
     lines.append("| stage | status | seconds | details |")
     lines.append("|---|---|---|---|")
     for name in STAGES:
@@ -237,6 +324,50 @@ def markdown(res: dict) -> str:
                    f"position bias {r.get('position_bias', 0):+.3f}")
         lines.append(f"| {name} | {r.get('status', 'done')} | {r.get('seconds', 0):.0f} | {det} |")
     return "\n".join(lines)
+
+
+def backfill_article_stats(args, res: dict) -> list:
+    """Per-article figures for finished rank stages that lack them; returns the stages that could not get them."""
+    if "split" not in res:
+        return [name for name in res.get("stages", {}) if not name.startswith("train/")]
+    gold, lost = None, []
+    for name, r in res.get("stages", {}).items():
+        if name.startswith("train/") or r.get("status") != "done" or "spearman_articles" in r:
+            continue
+        if gold is None:
+            gold = gold_table(args)
+        if not add_article_stats(name, r, gold, res["split"], args.attribute_field):
+            lost.append(name)
+    return lost
+
+
+def report_only(args) -> None:
+    """Rewrite the results files from the stored JSON (and rank outputs still on disk), without a model."""
+    path, md = results_paths(args)
+    if not path.is_file():
+        raise SystemExit(f"--report-only: no results at {path}")
+    res = json.loads(path.read_text())
+    before = json.dumps(res, sort_keys=True)
+    lost = backfill_article_stats(args, res)
+    if json.dumps(res, sort_keys=True) != before:
+        write_results(args, res)
+    else:  # nothing new: leave the JSON byte for byte
+        md.write_text(markdown(res) + "\n")
+    print(md.read_text())
+    if lost:
+        print(f"no per-article values for {', '.join(lost)}: their rank outputs (scores.csv) are gone; "
+              "rerun those stages to get standard errors", file=sys.stderr)
+
+
+def _spearman_cell(r, key: str, mean_key: str) -> str:
+    """``mean ± se (n=..)`` from a stage's per-article values, else the stored mean alone, else ``not run``."""
+    if not r or r.get(mean_key) is None:
+        return "not run"
+    stats = r.get(key)
+    if not stats:
+        return f"{r[mean_key]:.3f}"
+    se = f" ± {stats['se']:.3f}" if stats.get("se") is not None else ""
+    return f"{stats['mean']:.3f}{se} (n={stats['n']})"
 
 
 def measure(args) -> None:
@@ -284,6 +415,9 @@ def main(argv=None) -> None:
     if args.measure:
         measure(args)
         return
+    if args.report_only:
+        report_only(args)
+        return
 
     from pycomp.judge.transformers_backend import TransformersBackend
     from pycomp.pipeline import rank
@@ -314,10 +448,7 @@ def main(argv=None) -> None:
 
     facts = prepare_items(args, base_model()[1])
     res["split"] = {k: v for k, v in facts.items()}
-    for name, r in res["stages"].items():  # k4 runs finished before the subset figure existed
-        if name.endswith("/k4") and r.get("status") == "done" and "spearman_per_article_subset" not in r:
-            r["spearman_per_article_subset"] = per_article_spearman(
-                Path(r["out"]), Path(args.work) / "test.jsonl", facts["all_pairs_articles"], args.attribute_field)
+    backfill_article_stats(args, res)
     write_results(args, res)
     work = Path(args.work)
     for stage in STAGES:
@@ -370,9 +501,7 @@ def main(argv=None) -> None:
                 "spearman_vs_comparisons": m.get("spearman_vs_comparisons"), "out": str(out),
             }
             del backend
-            if design == "k4":
-                res["stages"][stage]["spearman_per_article_subset"] = per_article_spearman(
-                    out, work / "test.jsonl", res["split"]["all_pairs_articles"], args.attribute_field)
+            add_article_stats(stage, res["stages"][stage], gold_table(args), res["split"], args.attribute_field)
         res["total_seconds"] = round(res.get("total_seconds", 0) + time.perf_counter() - t, 1)
         write_results(args, res)
         print(json.dumps({stage: res["stages"][stage]}, default=str)[:600], flush=True)

@@ -322,6 +322,39 @@ def git_commit(repo: str | os.PathLike | None = None) -> str:
         return "unknown"
 
 
+def git_changed_files(*paths: str, repo: str | os.PathLike | None = None) -> list[str]:
+    """Files under ``paths`` that differ from ``HEAD`` (modified or untracked).
+
+    Recorded beside :func:`git_commit` so that a figure measured on a working
+    tree with uncommitted changes says which files they were in.
+
+    Parameters
+    ----------
+    *paths : str
+        Paths relative to the repository root (default: the whole tree).
+    repo : path-like, optional
+        Repository directory (default: this file's repository).
+
+    Returns
+    -------
+    list of str
+        ``git status --porcelain`` paths; empty for a clean tree or outside git.
+    """
+    cwd = Path(repo) if repo is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--", *(f":(top){p}" for p in paths)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
