@@ -11,6 +11,7 @@ writes ``main_job.json`` and ``main_job.md`` in ``--out``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import statistics
@@ -20,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from utils import git_commit, machine_info, markdown_table
+from utils import git_changed_files, git_commit, machine_info, markdown_table
 
 COMMAND = ["rank", "example:reviews", "--no-progress"]
 
@@ -35,6 +36,9 @@ def run_once(pycomp_exe: str, workdir: Path) -> dict:
         raise RuntimeError(f"pycomp rank failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     run = json.loads((out / "run.json").read_text())
     metrics = run["metrics"]
+    with open(out / "scores.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    score, se = [float(r["score"]) for r in rows], sorted(float(r["se"]) for r in rows)
     summary = run["judge"]["summary"]
     return {
         "wall_s": round(wall, 2),
@@ -47,6 +51,9 @@ def run_once(pycomp_exe: str, workdir: Path) -> dict:
         "spearman": round(metrics["spearman"], 3),
         "pairwise_accuracy": round(metrics["pairwise_accuracy"], 3),
         "position_bias": round(summary["position_bias"], 3),
+        "score_min": round(min(score), 3),
+        "score_max": round(max(score), 3),
+        "se_median": round(se[len(se) // 2], 3),
         "stdout": proc.stdout,
     }
 
@@ -66,6 +73,7 @@ def main() -> None:
     result = {
         "command": "pycomp " + " ".join(COMMAND) + " --out DIR",
         "commit": git_commit(),
+        "changed_files": git_changed_files("pycomp", "csrc"),
         "machine": machine_info(),
         "wall_s_median": statistics.median(r["wall_s"] for r in runs),
         "runs": runs,
@@ -74,9 +82,11 @@ def main() -> None:
     (args.out / "main_job.json").write_text(json.dumps(result, indent=2) + "\n")
     columns = [("run", "run"), ("wall (s)", "wall_s"), ("model load (s)", "load_s"), ("judging (s)", "judge_s"),
                ("prompts", "n_prompts"), ("prompts/s", "prompts_per_s"), ("Spearman", "spearman"),
-               ("pairwise accuracy", "pairwise_accuracy"), ("position bias", "position_bias")]
-    rows = [dict(r, run=k + 1) for k, r in enumerate(runs)]
-    text = (f"# Main job: `{result['command']}`\n\ncommit `{result['commit']}`, load average "
+               ("pairwise accuracy", "pairwise_accuracy"), ("position bias", "position_bias"),
+               ("scores min / max", "score_range"), ("median se", "se_median")]
+    rows = [dict(r, run=k + 1, score_range=f"{r['score_min']} / {r['score_max']}") for k, r in enumerate(runs)]
+    changed = f" (files changed from it: {', '.join(result['changed_files'])})" if result["changed_files"] else ""
+    text = (f"# Main job: `{result['command']}`\n\ncommit `{result['commit']}`{changed}, load average "
             f"{result['machine'].get('loadavg_1m')}; median wall time {result['wall_s_median']} s\n\n"
             + markdown_table(rows, columns) + "\n\nLast run's output:\n\n```\n" + runs[-1]["stdout"].strip()
             + "\n```\n")

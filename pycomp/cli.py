@@ -44,11 +44,16 @@ def _build_app():
     return app
 
 
+# The command line's own dependencies (the `cli` extra); a solver-only install lacks them.
+_CLI_DEPENDENCIES = ("typer", "click", "pandas", "scipy")
+
 try:
     app = _build_app()
-except ImportError as _exc:  # the solver-only install (numpy alone) has no typer
+except ModuleNotFoundError as _exc:
+    if (_exc.name or "").split(".")[0] not in _CLI_DEPENDENCIES:
+        raise
     app = None
-    _MISSING = getattr(_exc, "name", None) or str(_exc)
+    _MISSING = _exc.name
 
 
 def main() -> None:

@@ -264,9 +264,11 @@ def _no_optimum_message(exc: ValueError, ids: np.ndarray, groups=None) -> str:
     more = f" and {len(members) - _SHOWN_IDS} more" if len(members) > _SHOWN_IDS else ""
     if len(members) == 1:
         group, outside, diverge = f"the item {shown}", "any other item it was compared with", "its score diverges"
+        between = "it and the other items"
     else:
         group = f"the {len(members)} items {shown}{more}"
         outside, diverge = "any item outside this group", "their scores diverge"
+        between = "them and the other items"
     limit = {"never beat": "-inf", "never lost to": "+inf"}.get(getattr(exc, "direction", None))
     if limit is None:
         what, limit = f"either never beat or never lost to {outside}", "infinity"
@@ -275,17 +277,16 @@ def _no_optimum_message(exc: ValueError, ids: np.ndarray, groups=None) -> str:
     return (
         f"alpha = 0 but the maximum-likelihood scores do not exist: {group} {what}, so {diverge} "
         f"to {limit}. Use alpha > 0 (e.g. --alpha 1 on the command line, alpha=1.0 in Python) "
-        f"or add comparisons between them and the other items"
+        f"or add comparisons between {between}"
     )
 
 
 def _restated(exc: ValueError, message: str) -> ValueError:
     """The same kind of error as ``exc``, with its attributes, saying ``message``."""
-    from pycomp import exceptions
+    from pycomp.exceptions import NoOptimumError
 
-    no_optimum = getattr(exceptions, "NoOptimumError", None)
-    if no_optimum is not None and isinstance(exc, no_optimum):
-        return no_optimum(message, exc.items, exc.component, exc.direction)
+    if isinstance(exc, NoOptimumError):
+        return NoOptimumError(message, exc.items, exc.component, exc.direction)
     return ValueError(message)
 
 

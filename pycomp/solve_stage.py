@@ -19,7 +19,7 @@ def solve_scores(n_items: int, comparisons: pd.DataFrame, solver: str = "bt", al
     import pycomp
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", getattr(pycomp, "GraphWarning", Warning))
+        warnings.simplefilter("ignore", pycomp.GraphWarning)
         return pycomp.solve(
             comparisons["i"].to_numpy(np.int64), comparisons["j"].to_numpy(np.int64),
             comparisons["p"].to_numpy(np.float64), n_items=max(2, n_items), model=solver, alpha=alpha,

@@ -60,13 +60,13 @@ def evaluate_command(
             index = find_items(comp, frame_items, ("a", "b"), str(comparisons))
             comp = comp.assign(i=index[:, 0], j=index[:, 1])
         mets = evaluate_scores(frame_items, pred, fit_on=options["fit_on"], seed=seed, comparisons=comp)
+        if out is not None:
+            write_json(mets, out)
+        if plots is not None:
+            plot_predicted_vs_gold(Path(plots) / "predicted_vs_gold.png", pred, frame_items, mets,
+                                   se=_se_from_table(table, frame_items, str(scores)), gold_field=gold_field)
     except opts.ERRORS as exc:
         opts.fail(exc)
         return
-    if out is not None:
-        write_json(mets, out)
-    if plots is not None:
-        plot_predicted_vs_gold(Path(plots) / "predicted_vs_gold.png", pred, frame_items, mets,
-                               se=_se_from_table(table, frame_items, str(scores)), gold_field=gold_field)
     shown = {k: v for k, v in mets.items() if k not in ("spearman_per_group",)}
     typer.echo(json.dumps(shown, indent=2, default=float))

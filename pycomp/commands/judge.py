@@ -29,7 +29,7 @@ def judge_command(
     Options as for ``pycomp rank``.
     """
     opts.wait_passively()
-    from pycomp.io import read_table, write_table
+    from pycomp.io import check_output, read_table, write_table
     from pycomp.items import load_items, pairs_from_table
     from pycomp.judge.run import summary_line, summary_warnings
     from pycomp.judge_stage import judge_items, load_judge, template_for
@@ -37,6 +37,7 @@ def judge_command(
 
     threads = options.pop("threads")
     try:
+        check_output(out)
         config = opts.rank_config(options)
         opts.set_threads(threads)
         loaded, config = load_items(items, config, given=opts.given(ctx))
@@ -48,10 +49,10 @@ def judge_command(
         backend = load_judge(config, progress=typer.echo)
         log = judgements if judgements is not None else out.with_name(out.stem + ".judgements.jsonl")
         result = judge_items(backend, template, loaded, pairs, config, log)
+        write_table(result.comparisons, out)
     except opts.ERRORS as exc:
         opts.fail(exc)
         return
-    write_table(result.comparisons, out)
     js = result.summary
     typer.echo(f"{len(pairs)} pairs ({js['n_judged']} prompts judged now, {js['n_reused']} reused) -> {out}")
     typer.echo(summary_line(js))

@@ -20,7 +20,8 @@ __all__ = ["SHARED", "ITEM_FIELDS", "JUDGE_MODEL", "PAIR_PLAN", "takes", "rank_c
            "given", "set_threads", "wait_passively", "fail", "ERRORS", "ITEMS_HELP"]
 
 # The errors a command reports as one red line and exit code 2 (anything else is a bug: a traceback).
-ERRORS = (ValueError, FileNotFoundError, ImportError, RuntimeError, KeyError)
+# OSError: a file or folder that cannot be read or written (FileNotFoundError, PermissionError, ...).
+ERRORS = (ValueError, OSError, ImportError, RuntimeError, KeyError)
 
 ITEMS_HELP = ("Items: a .jsonl, .csv, .tsv or .parquet file with one row per item, "
               "or example:NAME for a built-in example set (example:reviews).")

@@ -48,7 +48,7 @@ def rank_command(
 ) -> None:
     """Plan pairs, judge them with an LLM in both orders, solve for scores, evaluate.
 
-    Built-in example (about a minute on 2 CPU cores):
+    Built-in example (120 prompts; about two minutes on a busy 2-core CPU):
 
     pycomp rank example:reviews --out runs/reviews
 
@@ -92,3 +92,25 @@ def rank_command(
         if key in files:
             typer.echo(f"plot: {out / files[key]}")
     typer.echo(f"run settings: {out / 'run.json'} ({run['timings']['total_seconds']:.0f} s in all)")
+
+
+# Names this module held before each command had its own module (kept for old imports).
+_MOVED = {
+    "judge_command": ("pycomp.commands.judge", "judge_command"),
+    "evaluate_command": ("pycomp.commands.evaluate", "evaluate_command"),
+    "models_app": ("pycomp.commands.models", "app"),
+    "models_fetch": ("pycomp.commands.models", "models_fetch"),
+    "models_list": ("pycomp.commands.models", "models_list"),
+    "ITEMS_HELP": ("pycomp.commands.options", "ITEMS_HELP"),
+    "app": ("pycomp.cli", "app"),
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        module, attribute = _MOVED[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

@@ -66,15 +66,24 @@ def solve_command(
         opts.fail(exc)
         return
     order = np.argsort(-table["score"].to_numpy())
-    top = ", ".join(f"{table['id'].iloc[k]} ({table['score'].iloc[k]:.3f})" for k in order[:3])
+    top = ", ".join(f"{_item_name(table, k)} ({table['score'].iloc[k]:.3f})" for k in order[:3])
     keyed = f" (items are (group, id) pairs: column {group_column!r})" if group_column else ""
     typer.echo(f"{len(table)} items from {len(frame)} comparisons{keyed} -> {out}; top: {top}")
 
 
+def _item_name(table, k: int) -> str:
+    """Row ``k`` of the scores as the user names the item: its id, and its group when there is one."""
+    group = table["group"].iloc[k] if "group" in table.columns else ""
+    return f"{table['id'].iloc[k]}" + (f" (group {group})" if group != "" else "")
+
+
 def _group_column(frame, group: Optional[str]) -> Optional[str]:
-    """The group column: the one given, else 'group' when the table has it; '' means none."""
+    """The group column: the one given, else a 'group' column with any value; '' means none."""
     if group is None:
-        return "group" if "group" in frame.columns else None
+        if "group" not in frame.columns:
+            return None
+        values = frame["group"].dropna().astype(str).str.strip()
+        return "group" if (values != "").any() else None
     if group == "":
         return None
     if group not in frame.columns:

@@ -80,8 +80,11 @@ def train_command(
             raise ValueError(f"--epochs {epochs} must be > 0")
         if device not in ("auto", "cpu") and not device.startswith("cuda"):
             raise ValueError(f"--device {device!r} is not one of auto, cpu, cuda")
-        from pycomp.train.config import JudgeTrainingConfig
-        from pycomp.train.trainer import train_judge
+        from pycomp.judge._quiet import no_bitsandbytes_kernel_notice
+
+        with no_bitsandbytes_kernel_notice():  # transformers' Trainer imports peft, which imports bitsandbytes
+            from pycomp.train.config import JudgeTrainingConfig
+            from pycomp.train.trainer import train_judge
 
         config = JudgeTrainingConfig(
             output_dir=str(out), objective=objective, gamma=gamma, normalize=normalize, loss_backend=loss_backend,

@@ -387,3 +387,47 @@ def test_old_import_paths_still_work():
     for module, names in moved.items():
         for name in names:
             assert getattr(pipeline, name) is getattr(module, name), name
+
+
+def test_judge_refuses_an_output_format_before_judging(tmp_path):
+    """The comparisons file's format is checked before the judge is loaded (once, it was after judging)."""
+    out = tmp_path / "comparisons.xlsx"
+    res = _invoke("judge", "example:reviews", "--model", "no-such-model", "--out", out)
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(f"error: '{out}': unknown table format '.xlsx'"), res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rank_into_a_file_is_a_clean_error(tmp_path):
+    out = tmp_path / "taken"
+    out.write_text("")
+    res = _invoke("rank", "example:reviews", "--model", "no-such-model", "--out", out)
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and f"File exists: '{out}'" in res.output, res.output
+
+
+@pytest.mark.parametrize("option", ["--out", "--plots"])
+def test_evaluate_write_failure_is_a_clean_error(tmp_path, option):
+    items = _items_file(tmp_path, pd.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y", "z"], "s": [1, 2, 3]}))
+    scores = tmp_path / "scores.csv"
+    pd.DataFrame({"id": ["a", "b", "c"], "score": [0.1, 0.3, 0.2]}).to_csv(scores, index=False)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")  # a file where the output's folder should be
+    target = blocker / ("m.json" if option == "--out" else "plots")
+    res = _invoke("evaluate", scores, "--items", items, "--id-field", "id", "--gold-field", "s", option, target)
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and str(blocker) in res.output, res.output
+
+
+def test_command_names_of_the_old_rank_module_still_import():
+    from pycomp.commands import evaluate as evaluate_module
+    from pycomp.commands import judge as judge_module
+    from pycomp.commands import models as models_module
+    from pycomp.commands import rank as rank_module
+
+    assert rank_module.judge_command is judge_module.judge_command
+    assert rank_module.evaluate_command is evaluate_module.evaluate_command
+    assert rank_module.models_app is models_module.app and rank_module.models_fetch is models_module.models_fetch
+    assert rank_module.app is app
+    with pytest.raises(AttributeError):
+        rank_module.no_such_name  # noqa: B018

@@ -82,3 +82,19 @@ def test_qlora_without_cuda_is_a_clear_error(tmp_path):
                       "--quantization", "4bit", "--out", str(tmp_path / "ad")])
     assert code == 2, out
     assert "needs a CUDA GPU" in out and "--quantization none" in out, out
+
+
+def test_no_bitsandbytes_kernel_notice(tmp_path):
+    """transformers' Trainer imports peft, which imports bitsandbytes: its CPU kernel notice is not printed."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("PYCOMP_VERBOSE", None)
+    missing = tmp_path / "nope.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "pycomp.cli", "train", str(missing), "--gold-field", "score",
+                           "--out", str(tmp_path / "adapter")], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=600)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == "" and proc.stderr == f"error: '{missing}' does not exist\n", proc.stdout + proc.stderr
