@@ -352,6 +352,29 @@ n_components, labels, component_sizes.)doc");
       "Local approximation of diag(H^-1), H = Laplacian with edge weights curv + diag(prior).");
 
   m.def(
+      "bt_curvature",
+      [](py::handle i, py::handle j, py::handle scores, py::handle w, double alpha, int n_threads) {
+        read_options(alpha, 0.5, 1.0, 0, n_threads, true);
+        auto s = read_values(scores, "scores");
+        if (!s) throw py::type_error("scores must be a float array, got None");
+        Input in = read_input(i, j, py::none(), w, static_cast<long long>(s->shape(0)));
+        py::array_t<double> curv(static_cast<py::ssize_t>(in.view.m)), prior(static_cast<py::ssize_t>(in.view.n));
+        double* curv_out = curv.mutable_data();
+        double* prior_out = prior.mutable_data();
+        {
+          py::gil_scoped_release release;
+          cpu::bt_curvature(in.view, s->data(), alpha, cpu::resolve_threads(n_threads, in.view.m), curv_out, prior_out);
+        }
+        return py::make_tuple(curv, prior);
+      },
+      py::arg("i"), py::arg("j"), py::arg("scores"), py::arg("weights") = py::none(), py::arg("alpha") = 1.0,
+      py::arg("n_threads") = 0,
+      R"doc(The parts of the PoE-BT Hessian at the given scores: (curv, prior).
+
+curv[k] = w_k sig(d) sig(-d) with d = scores[i[k]] - scores[j[k]] (the Hessian is the
+Laplacian with these edge weights plus diag(prior)); prior[a] = 2 alpha sig(s_a) sig(-s_a).)doc");
+
+  m.def(
       "release_memory", []() { return cpu::BlockCache::instance().release_cached(); },
       "Free the large work arrays kept from earlier solves for reuse; returns the bytes freed.");
   m.def(

@@ -5,18 +5,8 @@ The solver API needs numpy only: :func:`solve` and the estimators
 """
 import os
 
-# libgomp busy-waits between parallel regions for long by default, which makes every
-# thread crawl when the machine is shared (measured: 20-60x slower on a loaded 2-core
-# box). Pure passive waiting puts threads to sleep between the back-to-back passes of
-# a solve (measured: 10k items / 200k comparisons 28 ms instead of 18 ms). So the
-# core's threads spin briefly (GOMP_SPINCOUNT) and then sleep. libgomp reads both when
-# it loads; the spin count is withdrawn again afterwards so that torch's own OpenMP
-# runtime, loaded later, keeps waiting passively (spinning slowed it on a busy CPU).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-_SPIN_SET_HERE = "GOMP_SPINCOUNT" not in os.environ
-os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 try:
-    from pycomp import _core  # noqa: E402  (loads libgomp with the settings above)
+    from pycomp import _core
 except ImportError as _exc:  # pragma: no cover - depends on how pycomp was installed
     _here = os.path.dirname(os.path.abspath(__file__))
     if os.path.isfile(os.path.join(os.path.dirname(_here), "CMakeLists.txt")):
@@ -28,9 +18,6 @@ except ImportError as _exc:  # pragma: no cover - depends on how pycomp was inst
             f"to work on the source, or start Python outside the clone."
         ) from _exc
     raise
-
-if _SPIN_SET_HERE:
-    del os.environ["GOMP_SPINCOUNT"]
 
 from pycomp import baselines  # noqa: E402
 from pycomp._core import build_info as _core_build_info

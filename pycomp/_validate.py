@@ -68,6 +68,22 @@ def split_pairs(i: Any, j: Any) -> tuple:
     return arr[:, 0], arr[:, 1]
 
 
+def comparison_arrays(i: Any, j: Any, p: Any, weights: Any) -> tuple:
+    """The comparison arrays of the Python API, type- and shape-checked.
+
+    Returns
+    -------
+    i, j : ndarray of int32 or int64, shape (m,)
+    p, weights : ndarray of float64, shape (m,), or None
+    """
+    i, j = split_pairs(i, j)
+    i = index_array(i, "i")
+    j = index_array(j, "j")
+    if j.shape[0] != i.shape[0]:
+        raise ValueError(f"j has length {j.shape[0]} but i has length {i.shape[0]}")
+    return i, j, value_array(p, "p", i.shape[0]), value_array(weights, "weights", i.shape[0])
+
+
 def choice(value: Any, name: str, allowed: Sequence[str]) -> str:
     """Check that ``value`` is one of ``allowed``."""
     if not isinstance(value, str) or value not in allowed:

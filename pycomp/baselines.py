@@ -12,13 +12,7 @@ from pycomp import _validate as check
 
 
 def _prepare(i, j, p, weights, n_items):
-    i, j = check.split_pairs(i, j)
-    i = check.index_array(i, "i")
-    j = check.index_array(j, "j")
-    if j.shape[0] != i.shape[0]:
-        raise ValueError(f"j has length {j.shape[0]} but i has length {i.shape[0]}")
-    p = check.value_array(p, "p", i.shape[0])
-    w = check.value_array(weights, "weights", i.shape[0])
+    i, j, p, w = check.comparison_arrays(i, j, p, weights)
     n = int(max(i.max(), j.max())) + 1 if n_items is None else check.integer(n_items, "n_items", minimum=1)
     for name, idx in (("i", i), ("j", j)):
         bad = (idx < 0) | (idx >= n)
@@ -72,14 +66,7 @@ def average_probability(
 ) -> np.ndarray:
     """Weighted mean probability of winning of each item (``p`` for ``i``, ``1 - p`` for ``j``).
 
-    Parameters
-    ----------
-    i, j, p, weights, n_items
-        As in :func:`pycomp.solve`.
-
-    Returns
-    -------
-    ndarray of float64, shape (n_items,)
+    Takes the arguments of :func:`win_rate` and returns the same shape.
     """
     i, j, p, w, n = _prepare(i, j, p, weights, n_items)
     return _per_item_mean(i, j, p, w, n)

@@ -24,6 +24,15 @@ class _PoEEstimator:
 
     _model = "bt"
 
+    def __init__(self, alpha: float, tol: float, max_iter: Optional[int], return_se: bool,
+                 n_threads: Optional[int]):
+        """Store the parameters both estimators take (scikit-learn's contract: stored as given)."""
+        self.alpha = alpha
+        self.tol = tol
+        self.max_iter = max_iter
+        self.return_se = return_se
+        self.n_threads = n_threads
+
     @classmethod
     def _param_names(cls) -> list:
         """The parameters of ``__init__``, in signature order."""
@@ -178,12 +187,8 @@ class BradleyTerry(_PoEEstimator):
 
     def __init__(self, alpha: float = 1.0, method: str = "auto", tol: float = 1e-8,
                  max_iter: Optional[int] = None, return_se: bool = False, n_threads: Optional[int] = None):
-        self.alpha = alpha
+        super().__init__(alpha, tol, max_iter, return_se, n_threads)
         self.method = method
-        self.tol = tol
-        self.max_iter = max_iter
-        self.return_se = return_se
-        self.n_threads = n_threads
 
 
 class PoEGaussian(_PoEEstimator):
@@ -203,9 +208,5 @@ class PoEGaussian(_PoEEstimator):
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, tol: float = 1e-8, max_iter: Optional[int] = None,
                  return_se: bool = False, n_threads: Optional[int] = None):
-        self.alpha = alpha
+        super().__init__(alpha, tol, max_iter, return_se, n_threads)
         self.beta = beta
-        self.tol = tol
-        self.max_iter = max_iter
-        self.return_se = return_se
-        self.n_threads = n_threads

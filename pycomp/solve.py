@@ -176,6 +176,19 @@ def solve(
         When ``alpha = 0`` and the graph is disconnected: each component is solved
         and centred separately, and scores are not comparable across components.
 
+    Notes
+    -----
+    The solvers run on OpenMP threads, and importing pycomp leaves OpenMP's settings
+    as they are. OpenMP's default makes idle threads spin between the short passes
+    of a solve, which is fastest on an idle machine but leaves the threads fighting
+    other processes for the cores on a busy or shared one. There, start Python with
+    ``OMP_WAIT_POLICY=PASSIVE`` in the environment (it is read when the OpenMP runtime
+    loads and applies to every OpenMP library in the process), or pass
+    ``n_threads=1``. Measured at 10k items / 200k comparisons on a busy 2-core machine
+    (``bench/bench_solve.py``, six runs alternating the two settings): medians of
+    11-22 ms in four runs and 381 and 545 ms in two with the default, 15-21 ms in all
+    six with ``OMP_WAIT_POLICY=PASSIVE``.
+
     Examples
     --------
     >>> import pycomp
@@ -197,13 +210,7 @@ def solve(
     if n_items is not None:
         n_items = check.integer(n_items, "n_items", minimum=2)
 
-    i, j = check.split_pairs(i, j)
-    i = check.index_array(i, "i")
-    j = check.index_array(j, "j")
-    if j.shape[0] != i.shape[0]:
-        raise ValueError(f"j has length {j.shape[0]} but i has length {i.shape[0]}")
-    p = check.value_array(p, "p", i.shape[0])
-    weights = check.value_array(weights, "weights", i.shape[0])
+    i, j, p, weights = check.comparison_arrays(i, j, p, weights)
     n_threads = 0 if n_threads is None else min(check.integer(n_threads, "n_threads", minimum=0), _INT_MAX)
     device = _resolve_device(device)
 
@@ -245,7 +252,8 @@ def solve(
         )
     if return_se:
         curv, prior, scale = hessian_parts(
-            sol.scores, i, j, p, weights, model=model, alpha=alpha, beta=beta, n_components=sol.n_components
+            sol.scores, i, j, p, weights, model=model, alpha=alpha, beta=beta, n_components=sol.n_components,
+            n_threads=n_threads,
         )
         se, sol.se_method = standard_errors(i, j, curv, prior, sol.labels, method=se_method, n_threads=n_threads)
         sol.se = se * np.sqrt(scale)

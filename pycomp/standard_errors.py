@@ -43,8 +43,12 @@ def hessian_parts(
     alpha: float,
     beta: float,
     n_components: int = 1,
+    n_threads: int = 0,
 ) -> Tuple[np.ndarray, np.ndarray, float]:
     """Per-comparison curvature, per-item prior curvature and the variance scale.
+
+    The PoE-BT parts come from the compiled core (``_core.bt_curvature``), the same
+    per-comparison math the solvers use.
 
     Returns
     -------
@@ -54,16 +58,12 @@ def hessian_parts(
         1 for PoE-BT; for PoE-Gaussian the residual variance
         sigma^2 = sum w r^2 / (comparisons with w > 0 - (n_items - n_components)).
     """
-    w = np.ones(i.shape[0]) if weights is None else weights
-    d = scores[i] - scores[j]
     if model == "bt":
-        e = np.exp(-np.abs(d))
-        curv = w * e / (1.0 + e) ** 2
-        es = np.exp(-np.abs(scores))
-        prior = 2.0 * alpha * es / (1.0 + es) ** 2
+        curv, prior = _core.bt_curvature(i, j, scores, weights, alpha, n_threads)
         return curv, prior, 1.0
+    w = np.ones(i.shape[0]) if weights is None else weights
     pk = np.ones(i.shape[0]) if p is None else p
-    resid = d - (pk - beta)
+    resid = scores[i] - scores[j] - (pk - beta)
     used = int(np.count_nonzero(w > 0))
     dof = max(used - (scores.shape[0] - n_components), 1)
     return w.astype(np.float64, copy=True), np.full(scores.shape[0], float(alpha)), float(np.sum(w * resid**2) / dof)

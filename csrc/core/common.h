@@ -9,10 +9,10 @@
 #define PYCOMP_HD inline __attribute__((always_inline))
 #endif
 
-// The CPU kernels are compiled twice, for the x86-64 baseline and for AVX2 + FMA,
-// and picked at run time. Every function a kernel inlines lives in an inline
-// namespace named after the instruction set, so the two builds never share (and
-// the linker never merges) a function compiled for the other.
+// The CPU kernels are compiled twice, for the x86-64 baseline and for AVX2 + FMA, and
+// picked at run time (cpu/dispatch.cpp). Every csrc function a kernel inlines lives in
+// an inline namespace named after the instruction set, so that the two builds never
+// share (and the linker never merges) a csrc function compiled for the other.
 #ifndef PYCOMP_ISA_TAG
 #define PYCOMP_ISA_TAG isa_base
 #endif

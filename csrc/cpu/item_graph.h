@@ -21,7 +21,9 @@ enum class EntryKind {
 };
 
 // How far ahead the gathers prefetch (entries): a random access misses the caches
-// for about 100 ns on the 2-core VM, and 64 entries ahead measured fastest (of 16-128).
+// for about 100 ns on the 2-core VM, and 64 entries ahead measured fastest (of 16-128;
+// wall clock, bench_solve at 1ec80e4 against 7357a9f, README: the Newton Hessian-vector
+// and gradient passes at 1M/10M took half the time).
 constexpr count_t kPrefetch = 64;
 constexpr count_t kPrefetchPad = kPrefetch + 4;
 
@@ -36,9 +38,10 @@ struct ItemGraph {
   std::vector<index_t> chunks;  // row boundaries of work chunks of similar entry counts
 };
 
-// Builds the graph of c (comparisons of zero weight dropped) in four sequential,
-// cache-friendly passes: count per block of rows, partition into blocks, then sort
-// each block by row. Rows list their entries in comparison order.
+// Builds the graph of c (comparisons of zero weight dropped): by a direct counting sort
+// when the rows fit in the cache, else by partitioning the entries into blocks of rows
+// and sorting each block by row (item_graph.cpp). Rows list their entries in
+// comparison order, whatever the thread count.
 ItemGraph build_item_graph(const Comparisons& c, int threads);
 
 PYCOMP_ISA_BEGIN
@@ -61,10 +64,6 @@ struct Entries {
     return wins_[e];
   }
   PYCOMP_HD double total(count_t e) const { return K == EntryKind::Weighted ? total_[e] : 1.0; }
-  // The entries from e0 on, indexed from 0.
-  Entries offset(count_t e0) const {
-    return Entries{nbr + e0, wins_ ? wins_ + e0 : nullptr, total_ ? total_ + e0 : nullptr};
-  }
 };
 
 // Calls f(Entries<K>{...}) with the kind of g.
@@ -81,7 +80,8 @@ auto with_entries(const ItemGraph& g, F&& f) {
 }
 
 // Runs chunk(a0, a1) -> ItemTotals for every work chunk [a0, a1) of rows in parallel;
-// partial results are combined in chunk order (bitwise reproducible).
+// partial results are combined in chunk order, and the chunks do not depend on the
+// thread count, so results are bitwise reproducible.
 template <class Chunk>
 ItemTotals for_chunks(const ItemGraph& g, int threads, Chunk&& chunk) {
   const long long n_chunks = static_cast<long long>(g.chunks.size()) - 1;
@@ -102,8 +102,9 @@ inline double* scratch(int slot, count_t size) {
 }
 
 // d[e - start[a0]] = s[a] - s[neighbour(e)] for every entry e of the rows [a0, a1),
-// prefetching kPrefetch entries ahead. The transcendental math of a pass then runs as
-// one long vectorised loop over the chunk's entries.
+// prefetching kPrefetch entries ahead (1M/10M, 10 Newman sweeps: median 1.50 and 1.25 s,
+// 1.74 and 2.33 s without; wall clock, two alternating runs). The transcendental math of
+// a pass then runs as one long vectorised loop over the chunk's entries.
 template <class E>
 inline void gather_differences(const ItemGraph& g, E en, index_t a0, index_t a1, const double* s, double* d) {
   const count_t base = g.start[a0];
@@ -116,26 +117,19 @@ inline void gather_differences(const ItemGraph& g, E en, index_t a0, index_t a1,
   }
 }
 
-// Runs row(a) -> ItemTotals for every item in parallel over g's work chunks and
-// returns the sum and the maximum. Partial sums are combined in chunk order, and the
-// chunks do not depend on the thread count, so results are bitwise reproducible.
+// Runs row(a) -> ItemTotals for every item, in parallel over g's work chunks (see
+// for_chunks), and returns the sum and the maximum.
 template <class Row>
 ItemTotals for_rows(const ItemGraph& g, int threads, Row&& row) {
-  const long long n_chunks = static_cast<long long>(g.chunks.size()) - 1;
-  std::vector<ItemTotals> partial(static_cast<size_t>(n_chunks));
-#ifdef PYCOMP_WITH_OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-#endif
-  for (long long ch = 0; ch < n_chunks; ++ch) {
+  return for_chunks(g, threads, [&](index_t a0, index_t a1) {
     ItemTotals acc;
-    for (index_t a = g.chunks[ch]; a < g.chunks[ch + 1]; ++a) {
+    for (index_t a = a0; a < a1; ++a) {
       const ItemTotals r = row(a);
       acc.sum += r.sum;
       acc.max = max_or_nan(acc.max, r.max);
     }
-    partial[ch] = acc;
-  }
-  return combine(partial);
+    return acc;
+  });
 }
 
 PYCOMP_ISA_END

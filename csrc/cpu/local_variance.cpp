@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/bt_math.h"
 #include "cpu/parallel.h"
 #include "cpu/solvers.h"
 
@@ -58,6 +59,19 @@ std::vector<double> local_variance(const Comparisons& c, const double* curv, con
     return ItemTotals{};
   });
   return var;
+}
+
+void bt_curvature(const Comparisons& c, const double* s, double alpha, int threads, double* curv, double* prior) {
+  with_edge_weights(c, [&](auto ew) {
+    return for_blocks<count_t>(c.m, kItemChunk, threads, [&](count_t k) {
+      curv[k] = bt_terms<false>(s[c.i[k]] - s[c.j[k]], 0.0, ew.total(k)).curv;
+      return ItemTotals{};
+    });
+  });
+  for_items(c.n, threads, [&](index_t a) {
+    prior[a] = bt_prior_terms<false>(s[a], alpha).curv;
+    return ItemTotals{};
+  });
 }
 
 }  // namespace cpu

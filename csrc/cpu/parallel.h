@@ -1,9 +1,8 @@
-// OpenMP building blocks of the CPU backend: per-thread scatter accumulators and
-// item-wise reductions. Every pass over the comparisons is one `scatter_pass`.
+// OpenMP building blocks of the CPU backend: the thread count of a solve and
+// parallel loops in fixed blocks whose sums do not depend on the thread count.
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -19,7 +18,9 @@ namespace cpu {
 PYCOMP_ISA_BEGIN
 
 // Problems with fewer comparisons than this run on one thread by default: their
-// passes take microseconds, and waking a thread team would dominate.
+// passes take microseconds, and waking a thread team would dominate (Newton, 2k items /
+// 19k comparisons: median 1.25 ms on one thread, 1.77 ms on two; wall clock, five
+// alternating rounds, OMP_WAIT_POLICY=PASSIVE).
 constexpr count_t kSerialBelow = 20000;
 
 #ifdef PYCOMP_WITH_OPENMP
@@ -42,22 +43,6 @@ inline int resolve_threads(int requested, count_t m = kSerialBelow) {
 #else
   (void)requested;
   (void)m;
-  return 1;
-#endif
-}
-
-inline int thread_id() {
-#ifdef PYCOMP_WITH_OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-inline int thread_count() {
-#ifdef PYCOMP_WITH_OPENMP
-  return omp_get_num_threads();
-#else
   return 1;
 #endif
 }

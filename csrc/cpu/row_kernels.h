@@ -1,7 +1,9 @@
 // The two per-row loops of the Newton solver, one item's row of the by-item graph at
 // a time: the Hessian-vector product and the gradient (with the curvatures for the
 // next Hessian products). Compiled for AVX2 + FMA the gradient's math runs four
-// entries per instruction; the baseline build runs the same math in plain loops.
+// entries per instruction; the baseline build runs the same math in plain loops
+// (callgrind, Newton 20k/200k hard: 192M instructions with the AVX2 kernels, 293M with
+// the baseline ones, PYCOMP_CPU_KERNELS=base).
 #pragma once
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -17,7 +19,9 @@ namespace cpu {
 PYCOMP_ISA_BEGIN
 
 // Whether the gathers of a pass over n items are worth prefetching: n doubles are more
-// than a core's L2 cache (512 KiB on Zen 3). Both passes switch at the same n.
+// than a core's L2 cache (512 KiB on Zen 3). Both passes switch at the same n. Below it
+// the prefetches only cost instructions (callgrind, Newton 20k/200k: 192M instructions,
+// 258M when prefetching).
 inline bool gathers_miss_l2(index_t n) { return static_cast<count_t>(n) * 8 > (count_t(1) << 19); }
 
 // Sums of one row's gradient and curvature terms.
@@ -31,7 +35,9 @@ struct RowSums {
 // Prefetch. Scalar loads: AVX2 gathers measured slower on Zen 3, from L2 and L3 alike.
 template <bool Prefetch, class E, class V>
 inline double row_hessian_times(E en, const float* curv, count_t e, count_t end, const V* v, double va) {
-  // Four running sums: one would wait on the add latency at every entry.
+  // Four running sums: one would wait on the add latency at every entry (Newton 10k/200k,
+  // one thread, min of 61 solves: 12.7-13.8 ms, 13.9-17.0 ms with one sum; wall clock,
+  // four alternating rounds).
   double acc0 = 0.0, acc1 = 0.0, acc2 = 0.0, acc3 = 0.0;
   for (; e + 4 <= end; e += 4) {
     if (Prefetch) {

@@ -31,7 +31,8 @@ struct NoOptimum : std::invalid_argument {
 // NoOptimum for the first offending group of items otherwise.
 void require_bt_optimum_exists(const Comparisons& c, const GraphInfo& graph);
 
-// The solver kernels, compiled once per instruction set (see common.h):
+// The solver kernels, compiled once per instruction set and called through
+// cpu_kernels() (cpu/dispatch.cpp explains the dispatch):
 //   bt_newton      PoE-BT by Newton with a Jacobi-preconditioned CG solve of the Hessian
 //   bt_fixed_point PoE-BT by Hunter's MM or Newman's fixed point (damped when it oscillates)
 //   gaussian_cg    PoE-Gaussian by preconditioned CG on (L_w + alpha I) s = b
@@ -51,18 +52,23 @@ PYCOMP_DECLARE_CPU_KERNELS
 }  // namespace isa_avx2
 #endif
 
-// The kernels for this CPU: AVX2 + FMA when built and supported, else the baseline.
+// One instruction set's kernels.
 struct CpuKernels {
   const char* isa;
   SolveResult (*bt_newton)(const ItemGraph&, const SolveOptions&, const GraphInfo&);
   SolveResult (*bt_fixed_point)(const ItemGraph&, const SolveOptions&, const GraphInfo&, BtMethod);
   SolveResult (*gaussian_cg)(const Comparisons&, const ItemGraph&, const SolveOptions&, const GraphInfo&);
 };
+// The kernels for this CPU, chosen once (cpu/dispatch.cpp).
 const CpuKernels& cpu_kernels();
 
 // Local approximation of diag(H^-1) for H = weighted Laplacian (edge weights curv) + diag(prior):
 //   var_a ~= 1 / (H_aa - sum_b C_ab^2 / H_bb), C_ab the summed curvature of all comparisons of a and b.
 std::vector<double> local_variance(const Comparisons& c, const double* curv, const double* prior, int n_threads);
+
+// The parts of the PoE-BT Hessian at s (bt_math.h): curv[k], the curvature of comparison k
+// (w_k sig(d) sig(-d), d = s_i - s_j), and prior[a], the prior's curvature of item a.
+void bt_curvature(const Comparisons& c, const double* s, double alpha, int threads, double* curv, double* prior);
 
 // The PoE-BT and PoE-Gaussian objectives at s, from the comparisons themselves.
 double bt_objective_of(const Comparisons& c, const double* s, double alpha, int threads);
