@@ -1,31 +1,16 @@
 """pycomp: LLM comparative assessment with product-of-experts solvers.
 
 The solver API needs numpy only: :func:`solve` and the estimators
-:class:`BradleyTerry` and :class:`PoEGaussian` over the compiled core.
+:class:`BradleyTerry` and :class:`PoEGaussian` over the compiled core, which loads
+at the first solve (``import pycomp`` loads no OpenMP runtime and sets no environment
+variable).
 """
-import os
-
-try:
-    from pycomp import _core
-except ImportError as _exc:  # pragma: no cover - depends on how pycomp was installed
-    _here = os.path.dirname(os.path.abspath(__file__))
-    if os.path.isfile(os.path.join(os.path.dirname(_here), "CMakeLists.txt")):
-        raise ImportError(
-            f"pycomp was imported from its source folder {_here}, which has no compiled core "
-            f"(pycomp._core). That happens when Python runs in a clone of the repository and the "
-            f"clone's folder comes first on sys.path (as with `python -m pytest` or `python` started "
-            f"there). Run the tests with `pytest tests -q`, or install with `pip install -e .` "
-            f"to work on the source, or start Python outside the clone."
-        ) from _exc
-    raise
-
 from pycomp import baselines  # noqa: E402
-from pycomp._core import build_info as _core_build_info
+from pycomp._native import core as _native_core
 from pycomp.estimators import BradleyTerry, PoEGaussian
 from pycomp.exceptions import ConvergenceWarning, GraphWarning, NoOptimumError, NotFittedError
 from pycomp.solve import Solution, solve
 
-__version__ = _core_build_info()["version"]
 
 __all__ = [
     "BradleyTerry",
@@ -52,6 +37,10 @@ def __getattr__(name: str):
         from pycomp import ids
 
         return getattr(ids, name)
+    if name == "__version__":
+        return _native_core().build_info()["version"]
+    if name == "_core":
+        return _native_core()
     raise AttributeError(f"module 'pycomp' has no attribute {name!r}")
 
 
@@ -69,7 +58,7 @@ def build_info() -> dict:
         part of this build; ``cuda_compiled`` alone means the CUDA runtime and device
         discovery are compiled in).
     """
-    info = dict(_core_build_info())
+    info = dict(_native_core().build_info())
     info["cuda_solvers"] = _CUDA_SOLVERS
     if not _CUDA_SOLVERS and not info["cuda_unavailable_reason"]:
         info["cuda_unavailable_reason"] = "the CUDA solvers are not part of this build (device discovery only)"
@@ -104,4 +93,4 @@ def release_memory() -> int:
     int
         The number of bytes freed.
     """
-    return int(_core.release_memory())
+    return int(_native_core().release_memory())

@@ -7,7 +7,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from pycomp import _core
+from pycomp._native import core
 from pycomp import _validate as check
 from pycomp.exceptions import ConvergenceWarning, GraphWarning
 from pycomp.standard_errors import hessian_parts, standard_errors
@@ -181,10 +181,12 @@ def solve(
     The solvers run on OpenMP threads, and importing pycomp leaves OpenMP's settings
     as they are. OpenMP's default makes idle threads spin between the short passes
     of a solve, which is fastest on an idle machine but leaves the threads fighting
-    other processes for the cores on a busy or shared one. There, start Python with
-    ``OMP_WAIT_POLICY=PASSIVE`` in the environment (it is read when the OpenMP runtime
-    loads and applies to every OpenMP library in the process), or pass
-    ``n_threads=1``. Measured at 10k items / 200k comparisons on a busy 2-core machine
+    other processes for the cores on a busy or shared one. There, set
+    ``OMP_WAIT_POLICY=PASSIVE`` in the environment before the first solve (the OpenMP
+    runtime reads it when it loads, with the compiled core at the first solve, or
+    earlier if another library such as torch loads it; it applies to every OpenMP
+    library in the process), or pass ``n_threads=1``. The ``pycomp`` commands set it
+    for their own process unless it is set. Measured at 10k items / 200k comparisons on a busy 2-core machine
     (``bench/bench_solve.py``, six runs alternating the two settings): medians of
     11-22 ms in four runs and 381 and 545 ms in two with the default, 15-21 ms in all
     six with ``OMP_WAIT_POLICY=PASSIVE``.
@@ -215,13 +217,13 @@ def solve(
     device = _resolve_device(device)
 
     if model == "bt":
-        raw = _core.solve_bt(i, j, p, weights, n_items, method, alpha, tol, max_iter, n_threads, objective=False)
+        raw = core().solve_bt(i, j, p, weights, n_items, method, alpha, tol, max_iter, n_threads, objective=False)
     else:
-        raw = _core.solve_gaussian(i, j, p, weights, n_items, alpha, beta, tol, max_iter, n_threads, objective=False)
+        raw = core().solve_gaussian(i, j, p, weights, n_items, alpha, beta, tol, max_iter, n_threads, objective=False)
     known = float(raw["objective"])
 
     def objective_of(scores: np.ndarray) -> float:
-        return _core.objective(
+        return core().objective(
             i, j, p, weights, scores, scores.shape[0], model=model, alpha=alpha, beta=beta, n_threads=n_threads
         )
 
@@ -272,7 +274,7 @@ def _not_converged_message(sol: Solution, tol: float) -> str:
 
 def _resolve_device(device: str) -> str:
     if device == "cuda":
-        info = _core.build_info()
+        info = core().build_info()
         reason = info["cuda_unavailable_reason"] or "the CUDA solvers are not part of this build yet"
         raise RuntimeError(f"device='cuda' was requested but the CUDA backend cannot be used: {reason}")
     return "cpu"

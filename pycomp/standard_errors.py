@@ -23,7 +23,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from pycomp import _core
+from pycomp._native import core
 
 EXACT_MAX_COMPONENT = 2000
 """Largest component handled by the dense inverse when ``se_method="auto"``."""
@@ -59,7 +59,7 @@ def hessian_parts(
         sigma^2 = sum w r^2 / (comparisons with w > 0 - (n_items - n_components)).
     """
     if model == "bt":
-        curv, prior = _core.bt_curvature(i, j, scores, weights, alpha, n_threads)
+        curv, prior = core().bt_curvature(i, j, scores, weights, alpha, n_threads)
         return curv, prior, 1.0
     w = np.ones(i.shape[0]) if weights is None else weights
     pk = np.ones(i.shape[0]) if p is None else p
@@ -116,7 +116,7 @@ def standard_errors(
         var[exact_items] = _exact_variance(i, j, curv, prior, labels, sizes, exact_comp)[exact_items]
         used.add("exact")
     if not exact_items.all():
-        local = _core.local_variance(i, j, curv, prior, n, n_threads)
+        local = core().local_variance(i, j, curv, prior, n, n_threads)
         var[~exact_items] = local[~exact_items]
         used.add("local")
     return np.sqrt(var), "+".join(sorted(used))

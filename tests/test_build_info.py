@@ -1,5 +1,6 @@
 """build_info / cuda_available describe this build consistently."""
 import importlib.metadata
+import os
 import subprocess
 import sys
 import textwrap
@@ -78,3 +79,49 @@ def test_solution_reports_cpu_device_without_cuda():
     assert sol.device == "cpu"
     if not pycomp.cuda_available():
         assert pycomp.solve([0, 1, 2], [1, 2, 0], [0.7, 0.6, 0.4], device="auto").device == "cpu"
+
+
+def test_import_loads_no_openmp_runtime_and_sets_no_environment():
+    """`import pycomp` neither sets OMP_*/GOMP_* variables nor loads libgomp; the first solve does."""
+    script = textwrap.dedent("""
+        import os, sys
+        before = {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_"))}
+        def gomp_loaded():
+            with open("/proc/self/maps") as maps:
+                return "libgomp" in maps.read()
+        import pycomp
+        after = {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_"))}
+        loaded_on_import = gomp_loaded()
+        pycomp.solve([0, 1], [1, 0], [0.6, 0.3])
+        print(before == after, loaded_on_import, gomp_loaded(), pycomp.__version__ == pycomp.build_info()["version"])
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "False", "True", "True"]
+
+
+def test_the_command_line_waits_passively_unless_the_user_chose(tmp_path):
+    """A `pycomp` command sets OMP_WAIT_POLICY=PASSIVE before the OpenMP runtime loads."""
+    inp = tmp_path / "c.csv"
+    inp.write_text("a,b,p\nx,y,0.7\ny,z,0.6\n")
+    script = textwrap.dedent(f"""
+        import sys
+        from pycomp.cli import main
+        sys.argv = ["pycomp", "solve", {str(inp)!r}, "--out", {str(tmp_path / "s.csv")!r}]
+        try:
+            main()
+        except SystemExit:
+            pass
+        import os
+        print(os.environ.get("OMP_WAIT_POLICY"))
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    env["OMP_DISPLAY_ENV"] = "TRUE"  # libgomp prints the settings it read when it loads
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "PASSIVE"
+    assert "OMP_WAIT_POLICY = 'PASSIVE'" in proc.stderr, proc.stderr[-2000:]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert proc.stdout.strip().splitlines()[-1] == "ACTIVE"

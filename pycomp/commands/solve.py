@@ -43,6 +43,7 @@ def solve_command(
 
         pycomp solve judgements.csv --a item_a --b item_b --p prob --out scores.csv
     """
+    opts.wait_passively()
     import numpy as np
 
     from pycomp.ids import solve_table
