@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from pycomp.exceptions import NotFittedError
+from pycomp.exceptions import NoOptimumError, NotFittedError
 from pycomp.solve import Solution, solve
 
 
@@ -106,10 +106,14 @@ class _PoEEstimator:
         else:
             if n_items is not None:
                 raise ValueError("n_items applies to integer items only; the ids define the items here")
-            from pycomp.ids import encode_ids
+            from pycomp import ids as id_helpers
 
-            i, j, ids = encode_ids(a_arr, b_arr)
-            sol = solve(i, j, p, weights=weights, n_items=len(ids), **self._solve_kwargs())
+            i, j, ids = id_helpers.encode_ids(a_arr, b_arr)
+            id_helpers._require_distinct(i, j, ids, "a", "b", row_base=0)
+            try:
+                sol = solve(i, j, p, weights=weights, n_items=len(ids), **self._solve_kwargs())
+            except NoOptimumError as exc:
+                raise id_helpers._restated(exc, id_helpers._no_optimum_message(exc, ids)) from exc
             self.items_ = ids
         self.solution_: Solution = sol
         self.scores_ = sol.scores

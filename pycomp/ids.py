@@ -207,11 +207,18 @@ def _ids(frame: pd.DataFrame, column: str) -> pd.Series:
     return values.mask(blank)
 
 
-def _require_distinct(i: np.ndarray, j: np.ndarray, ids: np.ndarray, a: str, b: str, groups=None) -> None:
+def _require_distinct(i: np.ndarray, j: np.ndarray, ids: np.ndarray, a: str, b: str, groups=None,
+                      row_base: int = 1) -> None:
+    """An error naming the first comparison of an item with itself, by its id.
+
+    ``row_base=1``: "row N" counts the table's data rows from 1; ``row_base=0``: the
+    comparison's 0-based position in the arrays.
+    """
     same = i == j
     if same.any():
         row = int(np.argmax(same))
-        raise ValueError(f"row {row + 1}: {a} = {b} = {_label(ids, groups, i[row])} compares an item with itself")
+        where = f"row {row + 1}" if row_base == 1 else f"comparison {row} (0-based)"
+        raise ValueError(f"{where}: {a} = {b} = {_label(ids, groups, i[row])} compares an item with itself")
 
 
 def _label(ids: np.ndarray, groups, k: int) -> str:

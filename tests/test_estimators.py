@@ -245,3 +245,12 @@ def test_sklearn_clone_copies_the_current_parameters():
     assert type(twin) is pycomp.PoEGaussian and twin is not est
     assert twin.get_params() == est.get_params()
     assert twin.tol == 1e-9
+
+
+def test_string_id_errors_name_the_ids():
+    """With string ids, errors name the ids, not the internal indices they were mapped to."""
+    with pytest.raises(ValueError, match=r"comparison 2 \(0-based\): a = b = 'y' compares an item with itself"):
+        pycomp.BradleyTerry().fit(["x", "y", "y"], ["y", "z", "y"])
+    with pytest.raises(pycomp.NoOptimumError, match=r"'x'") as info:
+        pycomp.BradleyTerry(alpha=0).fit(["x", "x", "y"], ["y", "z", "z"])
+    assert "0-based item index" not in str(info.value)
