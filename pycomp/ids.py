@@ -217,8 +217,10 @@ def _require_distinct(i: np.ndarray, j: np.ndarray, ids: np.ndarray, a: str, b: 
     same = i == j
     if same.any():
         row = int(np.argmax(same))
-        where = f"row {row + 1}" if row_base == 1 else f"comparison {row} (0-based)"
-        raise ValueError(f"{where}: {a} = {b} = {_label(ids, groups, i[row])} compares an item with itself")
+        item = _label(ids, groups, i[row])
+        if row_base == 1:
+            raise ValueError(f"row {row + 1}: {a} = {b} = {item} compares an item with itself")
+        raise ValueError(f"{a}[{row}] == {b}[{row}] = {item}: comparison {row} (0-based) compares an item with itself")
 
 
 def _label(ids: np.ndarray, groups, k: int) -> str:
