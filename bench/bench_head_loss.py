@@ -37,6 +37,7 @@ Usage::
     python bench/bench_head_loss.py --B 64 --V 128256 --ops pair-vocab,score-vocab
     python bench/bench_head_loss.py --head trainable
     python bench/bench_head_loss.py --B 64 --V 128256 --tune   # try other tile choices
+    python bench/bench_head_loss.py --dtype fp16 --out bench/results/gpu   # as bench/gpu_check.sh runs it
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ RESULTS = HERE / "results"
 def make_problem(op, B, V, d, dtype, device, trainable, seed=0):
     """Inputs of one case: leaf hidden (B, d) and weight (V, d), ids, targets."""
     g = torch.Generator(device="cpu").manual_seed(seed)
-    hidden = torch.randn(B, d, generator=g).to(device=device, dtype=dtype).requires_grad_(True)
-    weight = (torch.randn(V, d, generator=g) * (3.0 / d**0.5)).to(device=device, dtype=dtype)
+    # on a GPU the head is drawn there: a (128256, 4096) randn takes seconds on the CPU
+    gh = g if torch.device(device).type == "cpu" else torch.Generator(device=device).manual_seed(seed)
+    hidden = torch.randn(B, d, generator=gh, device=gh.device).to(device=device, dtype=dtype).requires_grad_(True)
+    weight = (torch.randn(V, d, generator=gh, device=gh.device) * (3.0 / d**0.5)).to(device=device, dtype=dtype)
     weight.requires_grad_(trainable)
     family, normalize = OPS[op]
     p = dict(family=family, normalize=normalize, hidden=hidden, weight=weight)
@@ -241,7 +244,7 @@ def max_rel_err(a, b):
 def run_gpu(args):
     device = torch.device("cuda")
     dev_name = f"cuda: {torch.cuda.get_device_name(device)}"
-    commit = git_commit()
+    commit = args.commit or git_commit()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     heads = ["frozen", "trainable"] if args.head == "both" else [args.head]
     providers = list(args.providers)
@@ -354,7 +357,7 @@ def run_interpreter_check(args):
     """Errors of the Triton kernels (interpreter) against the float32 reference, small sizes."""
     from pycomp.ops import pair_loss_reference, score_loss_reference
 
-    commit = git_commit()
+    commit = args.commit or git_commit()
     dev_name = "cpu: Triton interpreter (TRITON_INTERPRET=1)"
     rows = []
     sizes = [(1, 64, 1000), (8, 72, 32003)]
@@ -432,6 +435,8 @@ def parse_args(argv=None):
                     help="also time pycomp with other tile choices (block_v, warps, stages)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--out", default=str(RESULTS), help="folder of the results files (default bench/results)")
+    ap.add_argument("--commit", help="commit recorded in the rows (default: git rev-parse --short HEAD)")
     args = ap.parse_args(argv)
     for o in args.ops:
         if o not in OPS:
@@ -443,7 +448,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    global RESULTS
     args = parse_args(argv)
+    RESULTS = Path(args.out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if HAS_CUDA:

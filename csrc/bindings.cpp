@@ -232,9 +232,13 @@ BtMethod parse_method(const std::string& method) {
 
 }  // namespace
 
+void register_uncertainty(py::module_& m);  // csrc/bindings_uncertainty.cpp
+
 PYBIND11_MODULE(_core, m) {
+  register_uncertainty(m);
   m.doc() = "pycomp compiled core: product-of-experts Bradley-Terry and Gaussian solvers (CPU/OpenMP)";
   py::register_exception_translator(&translate_no_optimum);
+  { void register_device_solvers(py::module_&); register_device_solvers(m); }  // csrc/bindings_devices.cpp
 
   m.def(
       "solve_bt",

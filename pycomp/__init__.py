@@ -56,28 +56,30 @@ def build_info() -> dict:
         kernels this CPU runs; ``PYCOMP_CPU_KERNELS=base`` in the environment forces
         the baseline), ``cuda_solvers`` (bool: whether ``solve(device="cuda")`` is
         part of this build; ``cuda_compiled`` alone means the CUDA runtime and device
-        discovery are compiled in).
+        discovery are compiled in), ``thrust`` (bool: whether ``device="thrust"``, the
+        CUDA solvers' source on Thrust's OpenMP system, is part of this build),
+        ``thrust_version`` and ``cuda_thrust_version`` (the Thrust of each build, "" when
+        absent).
     """
+    from pycomp import _devices
+
     info = dict(_native_core().build_info())
-    info["cuda_solvers"] = _CUDA_SOLVERS
-    if not _CUDA_SOLVERS and not info["cuda_unavailable_reason"]:
+    info.update(_devices.device_build_info())
+    if not info["cuda_solvers"] and not info["cuda_unavailable_reason"]:
         info["cuda_unavailable_reason"] = "the CUDA solvers are not part of this build (device discovery only)"
     return info
 
 
-# The CUDA code of this build discovers devices only: solve(device="cuda") cannot run
-# whatever the machine has, so cuda_available() says False.
-_CUDA_SOLVERS = False
-
-
 def cuda_available() -> bool:
-    """Whether ``solve(device="cuda")`` can run here.
+    """Whether ``solve(device="cuda")`` works here.
 
-    True only when the CUDA solvers are compiled in and a CUDA device is present;
-    :func:`build_info` says which of the two is missing (``cuda_unavailable_reason``).
+    True only when the CUDA solvers are compiled in, a CUDA device is present and a
+    3-item test solve on it succeeds (tried once per process); otherwise
+    ``pycomp._devices.cuda_unavailable_reason()`` says why.
     """
-    info = build_info()
-    return bool(info["cuda_compiled"] and info["cuda_solvers"]) and info["cuda_device_count"] > 0
+    from pycomp import _devices
+
+    return _devices.cuda_available()
 
 
 def release_memory() -> int:

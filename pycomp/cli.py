@@ -15,7 +15,7 @@ def _build_app():
     """The typer app with the commands in the order ``pycomp --help`` lists them."""
     import typer
 
-    from pycomp.commands import evaluate, judge, models, rank, solve, train
+    from pycomp.commands import cache, evaluate, judge, models, rank, score, solve, train
 
     app = typer.Typer(name="pycomp", help=HELP, no_args_is_help=True, invoke_without_command=True,
                       add_completion=False, pretty_exceptions_enable=False)
@@ -38,9 +38,11 @@ def _build_app():
     app.command("solve")(solve.solve_command)
     app.command("rank")(rank.rank_command)
     app.command("judge")(judge.judge_command)
+    app.command("score")(score.score_command)
     app.command("evaluate")(evaluate.evaluate_command)
     app.command("train")(train.train_command)
     app.add_typer(models.app, name="models")
+    app.add_typer(cache.app, name="cache")
     return app
 
 

@@ -147,7 +147,9 @@ def solve_table(
         raise _restated(exc, _no_optimum_message(exc, ids, groups)) from exc
     se = sol.se if sol.se is not None else np.full(len(ids), np.nan)
     columns = {"group": groups} if groups is not None else {}
-    return pd.DataFrame({**columns, "id": ids, "score": sol.scores, "se": se})
+    table = pd.DataFrame({**columns, "id": ids, "score": sol.scores, "se": se})
+    table.attrs["solution"] = sol  # the Solution itself, for what the columns do not hold (bootstrap replicates)
+    return table
 
 
 def _within_groups(i: np.ndarray, j: np.ndarray, ids: np.ndarray, group: pd.Series):

@@ -24,6 +24,9 @@ Designs
     resistances are estimated by random projection (Spielman-Srivastava) with
     a few conjugate-gradient Laplacian solves per round and a batch of
     disjoint pairs is added per round, which scales to 100k items.
+
+The ``active`` design (:mod:`pycomp.active`) is not planned here: it chooses
+pairs between rounds of judging, from the scores so far.
 """
 from __future__ import annotations
 
@@ -34,9 +37,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["all_pairs", "random_pairs", "greedy_pairs", "plan_pairs", "degrees", "DESIGNS"]
+__all__ = ["all_pairs", "random_pairs", "greedy_pairs", "plan_pairs", "degrees", "DESIGNS", "ADAPTIVE_DESIGNS"]
 
 DESIGNS = ("all", "random", "greedy")
+
+ADAPTIVE_DESIGNS = ("active",)
+"""Designs that choose pairs between rounds of judging (:mod:`pycomp.active`), so have no plan beforehand."""
 
 
 def _as_groups(n_items: int, groups: Optional[Sequence]) -> list:
@@ -428,8 +434,11 @@ def plan_pairs(
     """Dispatch to a design by name: ``"all"``, ``"random"`` (needs ``k``) or ``"greedy"`` (needs ``k``)."""
     if design == "all":
         return all_pairs(n_items, groups)
+    if design in ADAPTIVE_DESIGNS:
+        raise ValueError(f"design={design!r} chooses its pairs between rounds of judging, so it has no plan before "
+                         f"judging: use pycomp.active.active_rank (pycomp rank --design {design} --budget B)")
     if design not in DESIGNS:
-        raise ValueError(f"design={design!r} is not one of {DESIGNS}")
+        raise ValueError(f"design={design!r} is not one of {DESIGNS + ADAPTIVE_DESIGNS}")
     if k is None:
         raise ValueError(f"design={design!r} needs k, the number of comparisons per item")
     if design == "random":

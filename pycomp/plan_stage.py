@@ -25,11 +25,17 @@ def plan_for(items: Items, config: RankConfig) -> np.ndarray:
     Raises
     ------
     ValueError
-        ``per_item`` missing or not positive for a design that needs it.
+        ``per_item`` missing or not positive for a design that needs it; the
+        active design (it has no plan before judging: :mod:`pycomp.active_stage`).
     ItemsError
         No pairs: every group has a single item.
     """
+    if config.design == "active" and config.all_pairs:
+        raise ValueError("give either --all-pairs or --design active, not both")
     design = config.design_name()
+    if design in P.ADAPTIVE_DESIGNS:
+        raise ValueError(f"--design {design} chooses its pairs between rounds of judging: use pycomp rank --design "
+                         f"{design} --budget B (pycomp judge judges a fixed plan)")
     if design != "all" and (config.per_item is None or config.per_item <= 0):
         raise ValueError(f"--per-item must be > 0 for the {design} design (got {config.per_item})")
     pairs = P.plan_pairs(len(items), design, k=config.per_item, groups=items.groups, seed=config.seed)

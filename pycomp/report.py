@@ -109,9 +109,16 @@ def with_group_column(comparisons: pd.DataFrame, items: Items) -> pd.DataFrame:
     return comparisons
 
 
-def scores_table(items: Items, scores: np.ndarray, se: np.ndarray) -> pd.DataFrame:
-    """scores.csv: ``id``, ``group``, ``score``, ``se``."""
-    return pd.DataFrame({"id": items.ids, "group": group_column(items), "score": scores, "se": se})
+def scores_table(items: Items, scores: np.ndarray, se: np.ndarray, solution=None, level: float = 0.9) -> pd.DataFrame:
+    """scores.csv: ``id``, ``group``, ``score``, ``se``; with bootstrap replicates in ``solution`` also
+    ``low``, ``high`` (the ``level`` interval), ``rank``, ``rank_best``, ``rank_worst`` and ``p_best``."""
+    table = pd.DataFrame({"id": items.ids, "group": group_column(items), "score": scores, "se": se})
+    if solution is not None and solution.replicates is not None:
+        table["low"], table["high"] = solution.interval(level)
+        table["rank"] = solution.ranks
+        table["rank_best"], table["rank_worst"] = solution.rank_interval(level)
+        table["p_best"] = solution.p_best
+    return table
 
 
 def run_record(source, out_dir: Path, config: RankConfig, items: Items, pairs: np.ndarray, *, backend, template,

@@ -7,15 +7,17 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from pycomp import _devices
 from pycomp._native import core
 from pycomp import _validate as check
+from pycomp import uncertainty
 from pycomp.exceptions import ConvergenceWarning, GraphWarning
 from pycomp.standard_errors import hessian_parts, standard_errors
 
 MODELS = ("bt", "gaussian")
 METHODS = {"bt": ("auto", "newton", "mm", "newman"), "gaussian": ("auto", "cg")}
-DEVICES = ("auto", "cpu", "cuda")
-SE_METHODS = ("auto", "exact", "local")
+DEVICES = ("auto", "cpu", "cuda", "thrust")
+SE_METHODS = ("auto", "exact", "local", "sandwich")
 DEFAULT_MAX_ITER = {"newton": 100, "mm": 10000, "newman": 10000, "cg": 10000}
 _INT_MAX = 2**31 - 1
 
@@ -39,7 +41,7 @@ class Solution:
     method : str
         The method that ran ("newton", "mm", "newman" or "cg").
     device : str
-        "cpu" or "cuda".
+        "cpu", "cuda" or "thrust".
     n_components : int
         Connected components of the comparison graph (isolated items count).
     objective : float
@@ -70,6 +72,61 @@ class Solution:
     n_inner: int = 0
     _objective: Optional[float] = field(default=None, repr=False, compare=False)
     _objective_of: Optional[Callable[[np.ndarray], float]] = field(default=None, repr=False, compare=False)
+    replicates: Optional[np.ndarray] = field(default=None, repr=False)
+    replicates_converged: Optional[np.ndarray] = field(default=None, repr=False)
+    _ranks: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+
+    @property
+    def ranks(self) -> np.ndarray:
+        """Rank of each item by score, 1 = best (tied items share the best rank of the tie)."""
+        return uncertainty.ranks(self.scores)
+
+    @property
+    def replicate_ranks(self) -> np.ndarray:
+        """Ranks (1 = best) of the items in each bootstrap replicate, shape (B, n_items)."""
+        return self._replicate_ranks("replicate_ranks")
+
+    def _replicate_ranks(self, what: str) -> np.ndarray:
+        if self._ranks is None:
+            self._ranks = uncertainty.ranks(self._require_replicates(what))
+        return self._ranks
+
+    def interval(self, level: float = 0.9) -> tuple:
+        """(low, high) score arrays: a ``level`` interval for each item's score.
+
+        With bootstrap replicates (``solve(..., bootstrap=B)``) the percentile
+        interval of the replicates; otherwise the normal interval
+        ``scores -+ z se`` from ``return_se=True`` (Hessian or sandwich, see ``se_method``).
+        """
+        level = uncertainty.check_level(level)
+        if self.replicates is not None:
+            return uncertainty.percentile_interval(self.replicates, level)
+        if self.se is None:
+            raise ValueError("no interval without bootstrap replicates or standard errors: "
+                             "call pycomp.solve(..., bootstrap=B) or solve(..., return_se=True)")
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(0.5 + level / 2.0)
+        return self.scores - z * self.se, self.scores + z * self.se
+
+    def rank_interval(self, level: float = 0.9) -> tuple:
+        """(best, worst) rank arrays (rank 1 = best): quantiles of the bootstrap replicates' ranks."""
+        level = uncertainty.check_level(level)
+        return uncertainty.rank_interval(self._replicate_ranks("rank_interval"), level)
+
+    @property
+    def p_best(self) -> np.ndarray:
+        """P(item is ranked first) over the bootstrap replicates."""
+        return uncertainty.p_top(self._replicate_ranks("p_best"), 1)
+
+    def p_top(self, k: int) -> np.ndarray:
+        """P(item is in the top k) over the bootstrap replicates, 1 <= k <= n_items."""
+        return uncertainty.p_top(self._replicate_ranks("p_top"), k)
+
+    def _require_replicates(self, what: str) -> np.ndarray:
+        if self.replicates is None:
+            raise ValueError(f"{what} needs bootstrap replicates: call pycomp.solve(..., bootstrap=B), e.g. B = 1000")
+        return self.replicates
 
     @property
     def n_items(self) -> int:
@@ -104,6 +161,10 @@ def solve(
     return_se: bool = False,
     se_method: str = "auto",
     n_threads: Optional[int] = None,
+    bootstrap: Optional[int] = None,
+    seed: Optional[int] = None,
+    cluster: Any = None,
+    collapse: Optional[bool] = None,
 ) -> Solution:
     """Fit scores to pairwise comparisons with a product-of-experts model.
 
@@ -141,15 +202,41 @@ def solve(
         Stop when the infinity norm of the gradient of the objective is <= tol.
     max_iter : int, optional
         Outer iteration limit (default 100 Newton steps, 10000 sweeps or CG steps).
-    device : {"auto", "cpu", "cuda"}
-        Where to solve; "auto" is the CPU until the CUDA backend is built.
+    device : {"auto", "cpu", "cuda", "thrust"}
+        Where to solve. "cuda": the GPU (numpy arrays are copied there once; CUDA
+        arrays such as torch CUDA tensors are used in place, and are also accepted by
+        "auto"). "auto": the GPU when one works here and there are at least
+        ``pycomp._devices.AUTO_CUDA_MIN_COMPARISONS`` (1M) comparisons, else the CPU.
+        "thrust": the CUDA backend's source run on the CPU by Thrust's OpenMP system,
+        a test path, never chosen by "auto" (see :mod:`pycomp._devices`).
     return_se : bool
         Compute standard errors sqrt(diag(H^-1)) (see :mod:`pycomp.standard_errors`).
-    se_method : {"auto", "exact", "local"}
+    se_method : {"auto", "exact", "local", "sandwich"}
+        How ``se`` is computed: sqrt(diag(H^-1)) exactly or by the local
+        approximation (see :mod:`pycomp.standard_errors`), or "sandwich",
+        sqrt(diag(H^-1 M H^-1)) with M the sum of the comparisons' gradient outer
+        products (cluster-robust with ``cluster``). Which is right when: see
+        :mod:`pycomp.uncertainty`.
     n_threads : int, optional
         OpenMP threads, >= 0 (default or 0: all for large problems, 1 below 20,000
         comparisons). More than the processors available are not started (the
         results do not depend on the thread count).
+    bootstrap : int, optional
+        B >= 1 bootstrap replicates: the comparisons (or the clusters) are drawn with
+        replacement B times and each replicate re-solved, warm-started from the
+        solution (``csrc/cpu/bootstrap.cpp``). Gives ``replicates`` and
+        :meth:`Solution.interval`, :meth:`Solution.rank_interval`,
+        :attr:`Solution.p_best`, :meth:`Solution.p_top`.
+    seed : int, optional
+        Seed of the bootstrap (default 0); each replicate has its own random stream, so
+        results do not depend on the thread count.
+    cluster : array_like, shape (m,), optional
+        A label per comparison (a user, a judge prompt, a pair): the bootstrap draws
+        whole clusters and the sandwich is cluster-robust.
+    collapse : bool, optional
+        Collapse repeated pairs into one weighted comparison before solving (exact: see
+        :mod:`pycomp.collapse`). Default: when the bootstrap or the sandwich is asked
+        for, or when there are at least 4 comparisons per possible pair.
 
     Returns
     -------
@@ -212,14 +299,24 @@ def solve(
     if n_items is not None:
         n_items = check.integer(n_items, "n_items", minimum=2)
 
-    i, j, p, weights = check.comparison_arrays(i, j, p, weights)
+    device, arrays = _devices.comparison_arrays(device, i, j, p, weights)
+    i, j, p, weights = _devices.host_arrays(arrays, copy=return_se)
     n_threads = 0 if n_threads is None else min(check.integer(n_threads, "n_threads", minimum=0), _INT_MAX)
-    device = _resolve_device(device)
+    bootstrap, seed, collapsed = uncertainty.prepare(
+        i, j, p, weights, n_items, device=device, collapse=collapse, bootstrap=bootstrap, seed=seed, cluster=cluster,
+        se_method=se_method if return_se else None, n_threads=n_threads,
+    )
+    # Collapsed pairs give the same optimum and Hessian (pycomp.collapse); the objective is still computed from the rows.
+    si, sj, sp, sw, sn = (i, j, p, weights, n_items)
+    if collapsed is not None and device == "cpu":
+        si, sj, sp, sw, sn = uncertainty.solver_input(collapsed)
 
-    if model == "bt":
-        raw = core().solve_bt(i, j, p, weights, n_items, method, alpha, tol, max_iter, n_threads, objective=False)
+    if device != "cpu":
+        raw = _devices.solve(device, model, arrays, n_items, method, alpha, beta, tol, max_iter)
+    elif model == "bt":
+        raw = core().solve_bt(si, sj, sp, sw, sn, method, alpha, tol, max_iter, n_threads, objective=False)
     else:
-        raw = core().solve_gaussian(i, j, p, weights, n_items, alpha, beta, tol, max_iter, n_threads, objective=False)
+        raw = core().solve_gaussian(si, sj, sp, sw, sn, alpha, beta, tol, max_iter, n_threads, objective=False)
     known = float(raw["objective"])
 
     def objective_of(scores: np.ndarray) -> float:
@@ -252,13 +349,23 @@ def solve(
             GraphWarning,
             stacklevel=2,
         )
-    if return_se:
+    if return_se and se_method == "sandwich":
+        sol.se = uncertainty.sandwich_se(sol, collapsed, alpha=alpha, beta=beta, rows=(i, j, p, weights), cluster=cluster)
+        sol.se_method = "sandwich"
+    elif return_se:
+        # Exact on the collapsed pairs for PoE-BT (the Gaussian's residual variance needs the rows).
+        hi, hj, hp, hw = (si, sj, sp, sw) if model == "bt" else (i, j, p, weights)
         curv, prior, scale = hessian_parts(
-            sol.scores, i, j, p, weights, model=model, alpha=alpha, beta=beta, n_components=sol.n_components,
-            n_threads=n_threads,
+            sol.scores, hi, hj, hp, hw, model=model, alpha=alpha, beta=beta, n_components=sol.n_components,
+            n_threads=n_threads, device=device,
         )
-        se, sol.se_method = standard_errors(i, j, curv, prior, sol.labels, method=se_method, n_threads=n_threads)
+        se, sol.se_method = standard_errors(
+            hi, hj, curv, prior, sol.labels, method=se_method, n_threads=n_threads, device=device
+        )
         sol.se = se * np.sqrt(scale)
+    if bootstrap is not None:
+        uncertainty.attach_bootstrap(sol, collapsed, n_replicates=bootstrap, seed=seed, alpha=alpha, beta=beta, tol=tol,
+                                     max_iter=max_iter, n_threads=n_threads)
     return sol
 
 
@@ -271,10 +378,3 @@ def _not_converged_message(sol: Solution, tol: float) -> str:
         )
     return f"{where} with ||grad||_inf = {sol.grad_norm:.3g} > tol = {tol:g}; raise max_iter or tol"
 
-
-def _resolve_device(device: str) -> str:
-    if device == "cuda":
-        info = core().build_info()
-        reason = info["cuda_unavailable_reason"] or "the CUDA solvers are not part of this build yet"
-        raise RuntimeError(f"device='cuda' was requested but the CUDA backend cannot be used: {reason}")
-    return "cpu"

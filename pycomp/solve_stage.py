@@ -10,7 +10,7 @@ __all__ = ["solve_scores"]
 
 
 def solve_scores(n_items: int, comparisons: pd.DataFrame, solver: str = "bt", alpha: float = 1.0,
-                 return_se: bool = True):
+                 return_se: bool = True, bootstrap=None, seed: int = 0):
     """Scores from combined comparisons (columns ``i``, ``j``, ``p``); returns the :class:`pycomp.Solution`.
 
     :class:`pycomp.GraphWarning` is not shown: pairs planned within groups make a
@@ -23,5 +23,5 @@ def solve_scores(n_items: int, comparisons: pd.DataFrame, solver: str = "bt", al
         return pycomp.solve(
             comparisons["i"].to_numpy(np.int64), comparisons["j"].to_numpy(np.int64),
             comparisons["p"].to_numpy(np.float64), n_items=max(2, n_items), model=solver, alpha=alpha,
-            return_se=return_se,
+            return_se=return_se, bootstrap=bootstrap, seed=seed,
         )

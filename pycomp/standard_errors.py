@@ -44,11 +44,14 @@ def hessian_parts(
     beta: float,
     n_components: int = 1,
     n_threads: int = 0,
+    device: str = "cpu",
 ) -> Tuple[np.ndarray, np.ndarray, float]:
     """Per-comparison curvature, per-item prior curvature and the variance scale.
 
-    The PoE-BT parts come from the compiled core (``_core.bt_curvature``), the same
-    per-comparison math the solvers use.
+    The PoE-BT parts come from the compiled core (``_core.bt_curvature``, or
+    ``_core.device_bt_curvature`` on ``device`` "thrust" or "cuda"), the same
+    per-comparison math the solvers use; the PoE-Gaussian residual variance comes from
+    the core's objective. No formula of the Hessian is repeated here.
 
     Returns
     -------
@@ -59,14 +62,19 @@ def hessian_parts(
         sigma^2 = sum w r^2 / (comparisons with w > 0 - (n_items - n_components)).
     """
     if model == "bt":
-        curv, prior = core().bt_curvature(i, j, scores, weights, alpha, n_threads)
+        if device in ("thrust", "cuda"):
+            curv, prior = core().device_bt_curvature(device, i, j, scores, weights, alpha)
+        else:
+            curv, prior = core().bt_curvature(i, j, scores, weights, alpha, n_threads)
         return curv, prior, 1.0
     w = np.ones(i.shape[0]) if weights is None else weights
-    pk = np.ones(i.shape[0]) if p is None else p
-    resid = scores[i] - scores[j] - (pk - beta)
+    # The objective is 1/2 sum w r^2 + alpha/2 ||s||^2.
+    F = core().objective(i, j, p, weights, scores, scores.shape[0], model="gaussian", alpha=alpha, beta=beta,
+                         n_threads=n_threads)
+    weighted_squares = max(2.0 * F - alpha * float(scores @ scores), 0.0)
     used = int(np.count_nonzero(w > 0))
     dof = max(used - (scores.shape[0] - n_components), 1)
-    return w.astype(np.float64, copy=True), np.full(scores.shape[0], float(alpha)), float(np.sum(w * resid**2) / dof)
+    return w.astype(np.float64, copy=True), np.full(scores.shape[0], float(alpha)), weighted_squares / dof
 
 
 def standard_errors(
@@ -78,6 +86,7 @@ def standard_errors(
     *,
     method: str = "auto",
     n_threads: int = 0,
+    device: str = "cpu",
 ) -> Tuple[np.ndarray, str]:
     """sqrt(diag(H^-1)) for H = Laplacian(curv) + diag(prior), per component.
 
@@ -93,6 +102,8 @@ def standard_errors(
     method : {"auto", "exact", "local"}
         "auto" uses the dense inverse for components of up to
         ``EXACT_MAX_COMPONENT`` items and the local approximation above.
+    device : {"cpu", "thrust", "cuda"}
+        Where the local approximation runs (the dense inverse is numpy's).
 
     Returns
     -------
@@ -116,7 +127,10 @@ def standard_errors(
         var[exact_items] = _exact_variance(i, j, curv, prior, labels, sizes, exact_comp)[exact_items]
         used.add("exact")
     if not exact_items.all():
-        local = core().local_variance(i, j, curv, prior, n, n_threads)
+        if device in ("thrust", "cuda"):
+            local = core().device_local_variance(device, i, j, curv, prior, n)
+        else:
+            local = core().local_variance(i, j, curv, prior, n, n_threads)
         var[~exact_items] = local[~exact_items]
         used.add("local")
     return np.sqrt(var), "+".join(sorted(used))
@@ -165,3 +179,107 @@ def _inverse(H: np.ndarray) -> np.ndarray:
         return np.linalg.inv(H)
     except np.linalg.LinAlgError:
         return np.linalg.pinv(H, hermitian=True)
+
+
+SANDWICH_LIMIT = 4000
+"""Most items ``se_method="sandwich"`` accepts (two dense n x n float64 matrices)."""
+
+
+def sandwich_standard_errors(
+    collapsed,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    model: str,
+    alpha: float,
+    beta: float,
+    rows: Optional[tuple] = None,
+    cluster: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Sandwich (robust) standard errors: sqrt(diag(H^-1 M H^-1)).
+
+    H is the Hessian of the objective (prior included) and M = sum_k g_k g_k' the
+    sum over comparisons of the outer products of their gradients, which for a
+    comparison of a and b is r_k (e_a - e_b) with r_k = w_k (sig(d_k) - p_k) (PoE-BT)
+    or w_k (d_k + beta - p_k) (PoE-Gaussian). M is the Laplacian with pair weights
+    sum_k r_k^2, computed exactly from the collapsed moments q0, q1, q2. With
+    ``cluster`` (codes 0..G-1 per row of ``rows = (i, j, p, w)``),
+    M = sum_c (sum_{k in c} g_k)(sum_{k in c} g_k)' instead: comparisons within a
+    cluster may be correlated, clusters are independent.
+
+    With alpha = 0 each component's H is singular along its constant vector and
+    inv(H + 11'/k) is used: M annihilates that vector, so the result equals
+    pinv(H) M pinv(H).
+    """
+    n = scores.shape[0]
+    if n > SANDWICH_LIMIT:
+        raise ValueError(
+            f"se_method='sandwich' needs dense {n} x {n} matrices (limit {SANDWICH_LIMIT} items); "
+            "use bootstrap=B for robust intervals of larger problems"
+        )
+    a, b = collapsed.a.astype(np.int64), collapsed.b.astype(np.int64)
+    total, q0, q1, q2 = collapsed.total, collapsed.q0, collapsed.q1, collapsed.q2
+    d = scores[a] - scores[b]
+    if model == "bt":
+        sig = 0.5 * (1.0 + np.tanh(0.5 * d))
+        curv = total * sig * (1.0 - sig)
+        ps = 0.5 * (1.0 + np.tanh(0.5 * scores))
+        prior = 2.0 * alpha * ps * (1.0 - ps)
+        centre = sig
+    else:
+        curv = total.astype(np.float64, copy=True)
+        prior = np.full(n, float(alpha))
+        centre = d + beta
+    H = _laplacian(n, a, b, curv)
+    H[np.diag_indices(n)] += prior
+    sizes = np.bincount(labels, minlength=labels.max() + 1)
+    if alpha == 0.0:
+        same = labels[:, None] == labels[None, :]
+        H += same / sizes[labels][:, None]
+    X = _inverse(H)
+    if cluster is None:
+        meat_pair = np.maximum(q0 * centre**2 - 2.0 * centre * q1 + q2, 0.0)
+        M = _laplacian(n, a, b, meat_pair)
+    else:
+        M = _cluster_meat(n, scores, rows, cluster, model=model, beta=beta)
+    var = np.einsum("ij,ij->i", X @ M, X)
+    var = np.maximum(var, 0.0)
+    var[(sizes[labels] == 1) & ~(prior > 0)] = np.nan
+    return np.sqrt(var)
+
+
+def _laplacian(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    L = np.zeros((n, n))
+    flat = L.reshape(-1)
+    np.add.at(flat, a * n + a, weight)
+    np.add.at(flat, b * n + b, weight)
+    np.add.at(flat, a * n + b, -weight)
+    np.add.at(flat, b * n + a, -weight)
+    return L
+
+
+def _cluster_meat(n: int, scores: np.ndarray, rows: tuple, cluster: np.ndarray, *, model: str, beta: float) -> np.ndarray:
+    """sum over clusters of g_c g_c', g_c the summed gradient of the cluster's comparisons."""
+    i, j, p, w = rows
+    i = i.astype(np.int64)
+    j = j.astype(np.int64)
+    pk = np.ones(i.shape[0]) if p is None else p
+    wk = np.ones(i.shape[0]) if w is None else w
+    d = scores[i] - scores[j]
+    if model == "bt":
+        r = wk * (0.5 * (1.0 + np.tanh(0.5 * d)) - pk)
+    else:
+        r = wk * (d + beta - pk)
+    n_clusters = int(cluster.max()) + 1
+    try:
+        from scipy import sparse
+    except ImportError:  # pragma: no cover - scipy comes with the cli extra
+        G = np.zeros((n_clusters, n))
+        np.add.at(G, (cluster, i), r)
+        np.add.at(G, (cluster, j), -r)
+        return G.T @ G
+    G = sparse.coo_matrix(
+        (np.concatenate([r, -r]), (np.concatenate([cluster, cluster]), np.concatenate([i, j]))),
+        shape=(n_clusters, n),
+    ).tocsr()
+    return (G.T @ G).toarray()

@@ -83,3 +83,9 @@ def solve_clean():
         return sol
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _private_judgement_cache(tmp_path_factory, monkeypatch):
+    """Each test its own judgement cache: never the user's, never another test's."""
+    monkeypatch.setenv("PYCOMP_CACHE_DIR", str(tmp_path_factory.mktemp("judgement-cache")))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import typer
 
@@ -60,25 +60,68 @@ SHARED = {
     "dtype": Shared(str, "auto", ("--dtype",),
                     "auto (float32 on CPU, bfloat16 on CUDA), float32, bfloat16, float16 (CUDA)."),
     "quantization": Shared(str, "none", ("--quantization",), "none or 4bit (bitsandbytes NF4, CUDA only)."),
+    "backend": Shared(str, "transformers", ("--backend",),
+                      "Judge engine: transformers (in-process), vllm (in-process vLLM engine) or openai (OpenAI-"
+                      "compatible servers at --base-url; --model is the served model name)."),
+    "base_urls": Shared(Optional[List[str]], None, ("--base-url",),
+                        "openai backend: server base URL, e.g. http://127.0.0.1:8000/v1; repeat for several "
+                        "servers (requests are spread over them)."),
+    "api": Shared(str, "auto", ("--api",),
+                  "openai backend: completions (exact answer log-probabilities, tokenizer of --model needed), "
+                  "chat (top-k log-probabilities of a hosted chat API) or auto."),
+    "api_key_env": Shared(Optional[str], None, ("--api-key-env",),
+                          "openai backend: environment variable holding the API key (default: OPENAI_API_KEY "
+                          "when set)."),
+    "concurrency": Shared(int, 32, ("--concurrency",), "openai backend: most requests in flight at once."),
+    "tensor_parallel_size": Shared(int, 1, ("--tensor-parallel-size",), "vllm backend: GPUs per model replica."),
+    "data_parallel_size": Shared(int, 1, ("--data-parallel-size",), "vllm backend: model replicas."),
+    "max_model_len": Shared(Optional[int], None, ("--max-model-len",),
+                            "vllm backend: context length (default: the model's)."),
+    "gpu_memory_utilization": Shared(Optional[float], None, ("--gpu-memory-utilization",),
+                                     "vllm backend: fraction of device memory for the engine (vLLM's default "
+                                     "0.92; on CPU the KV-cache share of memory, e.g. 0.3)."),
     "template": Shared(Optional[str], None, ("--template",),
                        "Prompt template file (Jinja or format string) with {item_a} and {item_b}."),
     "system": Shared(Optional[str], None, ("--system",), "System message (default: the model's own)."),
     "labels": Shared(str, "A,B", ("--labels",), "The two answer labels, comma-separated."),
-    "per_item": Shared(Optional[float], None, ("--per-item", "-k"), "Comparisons per item (default 4)."),
+    "per_item": Shared(Optional[float], None, ("--per-item", "-k"),
+                       "Comparisons per item (default 4; with --design active: of the random first round, default 2)."),
     "all_pairs": Shared(bool, False, ("--all-pairs",), "Use every pair (within groups) instead of --per-item."),
-    "design": Shared(str, "random", ("--design",), "random (balanced, k per item) or greedy (information-greedy)."),
+    "design": Shared(str, "random", ("--design",),
+                     "random (balanced, k per item), greedy (information-greedy) or active (rounds of judge, solve, "
+                     "choose the pairs the ranking is least sure of; needs --budget)."),
+    "budget": Shared(Optional[int], None, ("--budget",),
+                     "--design active: the most pairs to judge in all (each in both orders, so 2 prompts a pair)."),
+    "batch_pairs": Shared(Optional[int], None, ("--batch-pairs",),
+                          "--design active: pairs judged per round after the first (default: half the items)."),
+    "stop_threshold": Shared(Optional[float], None, ("--stop-threshold",),
+                             "--design active: stop early once the expected 1 - Spearman between the ranking and "
+                             "the truth (from the standard errors) is below this, in (0, 1)."),
+    "calibrate": Shared(bool, False, ("--calibrate",),
+                        "Fit a temperature on the judge's log-odds against the gold order (--gold-field) and solve "
+                        "with the calibrated probabilities; reports the expected calibration error before/after."),
     "seed": Shared(int, 0, ("--seed",), "Seed of the random design and subsamples."),
+    "bootstrap": Shared(Optional[int], None, ("--bootstrap",),
+                        "Bootstrap replicates B of the solve: scores.csv gains low, high (90% interval), rank, "
+                        "rank_best, rank_worst and p_best."),
     "batch_size": Shared(int, 16, ("--batch-size", "-b"), "Prompts per forward pass."),
     "threads": Shared(Optional[int], None, ("--threads",), "CPU threads for torch (default: torch's choice)."),
     "fit_on": Shared(Optional[str], None, ("--fit-on",),
                      "Items the affine map onto the gold scale is fitted on: FIELD=VALUE (e.g. split=train) or a "
                      "fraction (0.5); RMSE is reported on the rest."),
     "progress": Shared(bool, True, ("--progress/--no-progress",), "Show a progress bar."),
+    "cache": Shared(bool, True, ("--cache/--no-cache",),
+                    "Take prompts any earlier run judged with the same model from the judgement cache, and add "
+                    "new ones to it."),
+    "cache_dir": Shared(Optional[str], None, ("--cache-dir",),
+                        "Judgement cache folder (default: $PYCOMP_CACHE_DIR, else ~/.cache/pycomp/judgements)."),
 }
 
 # Runs of shared options that commands take together, in --help order.
 ITEM_FIELDS = ("text_field", "attribute", "noun", "context_field", "context_noun", "group_field", "id_field")
-JUDGE_MODEL = ("model", "adapter", "device", "dtype", "quantization", "template", "system", "labels")
+JUDGE_MODEL = ("model", "adapter", "device", "dtype", "quantization", "template", "system", "labels", "cache",
+               "cache_dir", "backend", "base_urls", "api", "api_key_env", "concurrency", "tensor_parallel_size",
+               "data_parallel_size", "max_model_len", "gpu_memory_utilization")
 PAIR_PLAN = ("per_item", "all_pairs", "design", "seed")
 
 
@@ -134,10 +177,14 @@ def rank_config(options: dict, **fields):
     from pycomp.config import RankConfig
 
     values = {**options, **fields}
-    per_item = per_item_or_default(values.pop("per_item"), values["all_pairs"])
+    # the active design's first round is small: 2 pairs per item unless --per-item says otherwise
+    per_item = per_item_or_default(values.pop("per_item"), values["all_pairs"],
+                                   default=2 if values.get("design") == "active" else 4)
     values["labels"] = _labels(values["labels"])
-    if values["design"] not in ("random", "greedy"):
-        raise ValueError(f"--design {values['design']!r} is not one of: random, greedy (or use --all-pairs)")
+    if "base_urls" in values:
+        values["base_urls"] = tuple(values["base_urls"] or ())
+    if values["design"] not in ("random", "greedy", "active"):
+        raise ValueError(f"--design {values['design']!r} is not one of: random, greedy, active (or use --all-pairs)")
     return RankConfig(per_item=per_item, **values)
 
 

@@ -32,6 +32,20 @@ def solve_command(
     tol: float = typer.Option(1e-8, "--tol", help="Stop when the gradient's infinity norm is below this."),
     max_iter: Optional[int] = typer.Option(None, "--max-iter", help="Iteration limit (default depends on the method)."),
     se: bool = typer.Option(True, "--se/--no-se", help="Compute standard errors."),
+    se_method: str = typer.Option("auto", "--se-method", help="auto, exact, local (Hessian) or sandwich (robust)."),
+    bootstrap: Optional[int] = typer.Option(
+        None, "--bootstrap", help="Bootstrap replicates B: adds the columns low, high (the --level interval), rank, "
+        "rank_best, rank_worst and p_best.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    level: float = typer.Option(0.9, "--level", help="Coverage of the intervals, in (0, 1)."),
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", help="Column whose values group comparisons (a user, a prompt): the bootstrap draws "
+        "whole groups, the sandwich is cluster-robust.",
+    ),
+    show_leaderboard: bool = typer.Option(
+        False, "--leaderboard", help="Print the leaderboard (rank, score, interval, rank interval) to the terminal.",
+    ),
 ) -> None:
     """Fit scores to pairwise comparisons and write one row per item (id, score, se).
 
@@ -58,10 +72,13 @@ def solve_command(
         if frame.empty:
             raise ValueError(f"{comparisons} has no rows: there is nothing to solve")
         group_column = _group_column(frame, group)
+        extra = _uncertainty_options(frame, bootstrap, seed, level, cluster, se_method)
         table = solve_table(
             frame, a=a, b=b, p=_probability_column(frame, p, hard), weight=weight, group=group_column, model=model,
-            method=method, alpha=alpha, beta=beta, tol=tol, max_iter=max_iter, return_se=se,
+            method=method, alpha=alpha, beta=beta, tol=tol, max_iter=max_iter, return_se=se, **extra,
         )
+        sol = table.attrs.pop("solution")  # not a column: parquet would try to store it
+        board = _add_uncertainty_columns(table, sol, level) if bootstrap is not None else None
         write_table(table, out)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         opts.fail(exc)
@@ -70,6 +87,44 @@ def solve_command(
     top = ", ".join(f"{_item_name(table, k)} ({table['score'].iloc[k]:.3f})" for k in order[:3])
     keyed = f" (items are (group, id) pairs: column {group_column!r})" if group_column else ""
     typer.echo(f"{len(table)} items from {len(frame)} comparisons{keyed} -> {out}; top: {top}")
+    if show_leaderboard:
+        from pycomp.leaderboard import format_leaderboard, leaderboard
+
+        typer.echo(format_leaderboard(board if board is not None else leaderboard(sol, table["id"], level)))
+
+
+def _uncertainty_options(frame, bootstrap, seed, level, cluster, se_method) -> dict:
+    """The solve's uncertainty options from the command's, checked with the option names."""
+    from pycomp.bootstrap import check_level
+
+    try:
+        check_level(level)
+    except ValueError as exc:
+        raise ValueError(f"--level {level}: {exc}") from None
+    if bootstrap is not None and bootstrap <= 0:
+        raise ValueError(f"--bootstrap {bootstrap} is not allowed: give the number of replicates, >= 1 (e.g. 1000)")
+    extra = {"se_method": se_method}
+    if bootstrap is not None:
+        extra.update(bootstrap=bootstrap, seed=seed)
+    if cluster is not None:
+        if cluster not in frame.columns:
+            raise ValueError(f"column {cluster!r} (--cluster) is not in the table; columns are {list(frame.columns)}")
+        if bootstrap is None and se_method != "sandwich":
+            raise ValueError("--cluster needs --bootstrap B or --se-method sandwich")
+        extra["cluster"] = frame[cluster].astype(str).to_numpy()
+    return extra
+
+
+def _add_uncertainty_columns(table, sol, level: float):
+    """Adds rank, low, high, rank_best, rank_worst, p_best (in the table's item order); returns the leaderboard."""
+    from pycomp.leaderboard import leaderboard
+
+    low, high = sol.interval(level)
+    best, worst = sol.rank_interval(level)
+    table["low"], table["high"] = low, high
+    table["rank"], table["rank_best"], table["rank_worst"] = sol.ranks, best, worst
+    table["p_best"] = sol.p_best
+    return leaderboard(sol, table["id"].to_numpy(), level)
 
 
 def _item_name(table, k: int) -> str:

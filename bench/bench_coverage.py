@@ -1,0 +1,132 @@
+"""Coverage of the 90% intervals on simulated judges with known scores.
+
+Truth: n items with scores N(0, 1), centred. Each trial draws m comparisons of random
+pairs and judges them with one of these judges, all with E[p | d] = sig(d) so that the
+MLE (alpha = 0) is consistent for the centred truth:
+
+* ``bernoulli``: hard outcomes, P(i wins) = sig(s_i - s_j) (the Hessian's own model);
+* ``soft-k``: soft judgements p ~ Beta(k q, k (1 - q)), q = sig(s_i - s_j): a judge
+  whose probabilities scatter around the truth, less the larger k (k = 2: noisy,
+  k = 20: a confident, consistent judge, whose variance is far below q (1 - q));
+* ``pair-bias``: each pair has its own win probability q_ab ~ Beta(10 q, 10 (1 - q)),
+  shared by all its comparisons, which are hard outcomes from q_ab: repeats of a pair
+  are correlated (not independent), so the sandwich and the bootstrap are clustered
+  by pair (``cluster=pair``).
+
+For each method (Hessian normal interval, sandwich normal interval, bootstrap percentile
+interval, B replicates) it reports the fraction of (trial, item) cases whose 90%
+interval contains the true centred score, with its binomial standard error.
+
+Usage::
+
+    python bench/bench_coverage.py [--trials 200] [--bootstrap 200]
+
+Writes bench/results/coverage.json and bench/results/coverage.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from utils import git_commit, machine_info, markdown_table  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIZES = ((10, 500), (30, 3000), (100, 20000))
+JUDGES = ("bernoulli", "soft-2", "soft-20", "pair-bias")
+LEVEL = 0.9
+
+
+def simulate(rng, truth, m, judge):
+    n = truth.shape[0]
+    i = rng.integers(0, n, m)
+    j = rng.integers(0, n - 1, m)
+    j[j >= i] += 1
+    d = truth[i] - truth[j]
+    q = 1.0 / (1.0 + np.exp(-d))
+    cluster = None
+    if judge == "bernoulli":
+        p = (rng.random(m) < q).astype(float)
+    elif judge.startswith("soft-"):
+        k = float(judge.split("-")[1])
+        p = rng.beta(k * q, k * (1.0 - q))
+    else:
+        a, b = np.minimum(i, j), np.maximum(i, j)
+        key = a * n + b
+        qa = 1.0 / (1.0 + np.exp(-(truth[:, None] - truth[None, :])))  # P(a beats b)
+        pair_q = rng.beta(10.0 * qa, 10.0 * (1.0 - qa)).reshape(-1)[key]  # mean qa, shared by the pair
+        q_row = np.where(i < j, pair_q, 1.0 - pair_q)
+        p = (rng.random(m) < q_row).astype(float)
+        cluster = key
+    return i, j, p, cluster
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--out", default=str(RESULTS / "coverage"))
+    args = parser.parse_args()
+    import pycomp
+
+    records = []
+    start = time.time()
+    for n, m in SIZES:
+        for judge in JUDGES:
+            rng = np.random.default_rng(1000 * n + JUDGES.index(judge))
+            hits = {"hessian": [], "sandwich": [], "bootstrap": []}
+            widths = {k: [] for k in hits}
+            for _ in range(args.trials):
+                truth = rng.normal(size=n)
+                truth -= truth.mean()
+                i, j, p, cluster = simulate(rng, truth, m, judge)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        hess = pycomp.solve(i, j, p, n_items=n, alpha=0.0, return_se=True)
+                        sand = pycomp.solve(i, j, p, n_items=n, alpha=0.0, return_se=True, se_method="sandwich",
+                                            cluster=cluster)
+                        boot = pycomp.solve(i, j, p, n_items=n, alpha=0.0, bootstrap=args.bootstrap,
+                                            seed=int(rng.integers(2**32)), cluster=cluster)
+                except ValueError:  # no MLE (an item won or lost everything) or a disconnected graph
+                    continue
+                for name, sol in (("hessian", hess), ("sandwich", sand), ("bootstrap", boot)):
+                    low, high = sol.interval(LEVEL)
+                    hits[name].append((truth >= low) & (truth <= high))
+                    widths[name].append(high - low)
+            for name in hits:
+                cover = np.concatenate(hits[name])
+                rec = {"items": n, "comparisons": m, "judge": judge, "method": name,
+                       "cluster": judge == "pair-bias" and name != "hessian",
+                       "trials": len(hits[name]), "coverage": float(cover.mean()),
+                       "coverage_se": float(np.sqrt(cover.mean() * (1 - cover.mean()) / cover.size)),
+                       "median_width": float(np.median(np.concatenate(widths[name])))}
+                records.append(rec)
+                print(json.dumps(rec), flush=True)
+
+    payload = {"commit": git_commit(), "machine": machine_info(), "level": LEVEL, "trials": args.trials,
+               "bootstrap": args.bootstrap, "seconds": time.time() - start, "records": records}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
+    rows = [{**r, "cov": f"{100 * r['coverage']:.1f}% +- {100 * r['coverage_se']:.1f}",
+             "width": f"{r['median_width']:.3f}"} for r in records]
+    md = ["# Coverage of 90% intervals (simulated judges, known scores, alpha = 0)", "",
+          f"`python bench/bench_coverage.py {' '.join(sys.argv[1:])}` at commit {payload['commit']}: "
+          f"{args.trials} trials per row, bootstrap B = {args.bootstrap}; pair-bias rows cluster the sandwich "
+          "and the bootstrap by pair.", "",
+          markdown_table(rows, [("items", "items"), ("comparisons", "comparisons"), ("judge", "judge"),
+                                ("method", "method"), ("coverage", "cov"), ("median width", "width")])]
+    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}  ({time.time() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

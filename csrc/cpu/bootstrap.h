@@ -1,0 +1,45 @@
+// The bootstrap of the PoE scores over collapsed comparisons (collapse.h): each replicate
+// draws the resampling units with replacement (a multinomial draw, from its own random
+// stream), sums the drawn units into per-pair weights and re-solves from the full
+// solution, on the same pairs. Replicates run in parallel, one per thread.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/common.h"
+#include "cpu/collapse.h"
+
+namespace pycomp {
+namespace cpu {
+
+struct BootstrapOptions {
+  bool gaussian = false;
+  double alpha = 1.0;
+  double beta = 0.5;
+  double tol = 1e-8;
+  int max_iter = 100;
+  int n_threads = 0;
+  std::int64_t replicates = 0;
+  std::uint64_t seed = 0;
+  // Warm-started dense Newton up to this many items; the sparse solvers (cold) above.
+  index_t dense_limit = 1500;
+};
+
+struct BootstrapResult {
+  std::vector<double> scores;          // [replicates * n], replicate-major
+  std::vector<int> n_iter;             // [replicates]
+  std::vector<unsigned char> converged;  // [replicates]
+};
+
+// The multinomial counts of one replicate: counts[u] copies of unit u drawn, from the
+// random stream of (seed, replicate).
+void draw_unit_counts(const Collapsed& c, std::uint64_t seed, std::int64_t replicate, std::int64_t* counts);
+
+// Runs the bootstrap from the full solution s0 [n]. With `given_counts` (replicates x U,
+// replicate-major) the draws are taken from it instead of the random streams.
+BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const BootstrapOptions& opt,
+                                 const std::int64_t* given_counts);
+
+}  // namespace cpu
+}  // namespace pycomp

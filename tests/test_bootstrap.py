@@ -1,0 +1,214 @@
+"""The bootstrap: each replicate against a NumPy solve of its drawn comparisons, the draws against the
+multinomial they should follow, the summaries against NumPy, and the errors."""
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import pycomp
+import pycomp.exceptions
+import reference as R
+from pycomp._native import core
+from pycomp.collapse import collapse
+from pycomp.cli import app
+
+
+def _arena(rng, n, m, ties=0.1, soft=False):
+    i = rng.integers(0, n, m)
+    j = rng.integers(0, n - 1, m)
+    j[j >= i] += 1
+    truth = rng.normal(size=n)
+    q = 1.0 / (1.0 + np.exp(-(truth[i] - truth[j])))
+    p = rng.beta(4 * q + 0.5, 4 * (1 - q) + 0.5) if soft else (rng.random(m) < q).astype(float)
+    if not soft:
+        p[rng.random(m) < ties] = 0.5
+    return i, j, p
+
+
+def _unit_comparisons(c, counts):
+    """The drawn comparisons of one replicate as plain rows: one weighted row per unit entry."""
+    entry_unit = np.repeat(np.arange(c.n_units), np.diff(c.unit_start))
+    w = counts[entry_unit] * c.unit_total
+    with np.errstate(invalid="ignore"):
+        p = np.where(c.unit_total > 0, c.unit_wins / np.where(c.unit_total > 0, c.unit_total, 1), 0.5)
+    pair = c.unit_pair
+    return R.Comparisons.make(c.a[pair], c.b[pair], np.clip(p, 0, 1), w, n_items=c.n_items)
+
+
+@pytest.mark.parametrize("model,alpha", [("bt", 1.0), ("bt", 0.0), ("gaussian", 0.5)])
+@pytest.mark.parametrize("soft", [False, True])
+def test_each_replicate_is_the_solve_of_its_draw(model, alpha, soft):
+    rng = np.random.default_rng(1)
+    i, j, p = _arena(rng, 7, 400, soft=soft)
+    sol = pycomp.solve(i, j, p, model=model, alpha=alpha, bootstrap=6, seed=11, tol=1e-10)
+    c = collapse(i, j, p)
+    counts = core().bootstrap_counts(c, 6, 11)
+    for r in range(6):
+        drawn = _unit_comparisons(c, counts[r])
+        ref = R.bt_solve(drawn, alpha, gtol=1e-10) if model == "bt" else R.gaussian_solve(drawn, alpha)
+        np.testing.assert_allclose(sol.replicates[r], ref, atol=1e-8)
+    assert sol.replicates_converged.all()
+
+
+def test_sparse_path_equals_dense_path():
+    rng = np.random.default_rng(2)
+    i, j, p = _arena(rng, 9, 700)
+    sol = pycomp.solve(i, j, p, alpha=0.5, tol=1e-11)
+    c = collapse(i, j, p)
+    dense, _, ok1 = core().bootstrap(c, sol.scores, "bt", 0.5, 0.5, 1e-11, 100, 5, 3, 1, None, 1500)
+    sparse, _, ok2 = core().bootstrap(c, sol.scores, "bt", 0.5, 0.5, 1e-11, 100, 5, 3, 1, None, 0)
+    assert ok1.all() and ok2.all()
+    np.testing.assert_allclose(dense, sparse, atol=1e-8)
+
+
+def test_draws_follow_the_multinomial_of_the_rows():
+    # Drawing m rows with replacement puts Multinomial(m, N_u / m) copies on the units.
+    rng = np.random.default_rng(3)
+    i, j, p = _arena(rng, 4, 300, ties=0.3)
+    c = collapse(i, j, p)
+    B = 4000
+    counts = core().bootstrap_counts(c, B, 5)
+    assert (counts.sum(axis=1) == 300).all()
+    q = c.unit_count / 300.0
+    mean_se = np.sqrt(300 * q * (1 - q) / B)
+    assert np.all(np.abs(counts.mean(axis=0) - c.unit_count) < 5 * mean_se)
+    cov = np.cov(counts.T)
+    want = 300 * (np.diag(q) - np.outer(q, q))
+    assert np.allclose(cov, want, atol=0.12 * np.abs(want).max())
+    # Large counts take the rejection sampler: the same mean and variance.
+    big = collapse(np.zeros(50_000, int), np.ones(50_000, int), (np.arange(50_000) % 3 == 0).astype(float))
+    draws = core().bootstrap_counts(big, 3000, 9)[:, 0]
+    k = big.unit_count[0]
+    assert abs(draws.mean() - k) < 5 * np.sqrt(k * (1 - k / 50_000) / 3000)
+    assert draws.var() == pytest.approx(k * (1 - k / 50_000), rel=0.1)
+
+
+def test_same_seed_same_replicates_whatever_the_threads():
+    rng = np.random.default_rng(4)
+    i, j, p = _arena(rng, 12, 3000)
+    one = pycomp.solve(i, j, p, bootstrap=40, seed=7, n_threads=1)
+    two = pycomp.solve(i, j, p, bootstrap=40, seed=7, n_threads=2)
+    other = pycomp.solve(i, j, p, bootstrap=40, seed=8, n_threads=2)
+    np.testing.assert_array_equal(one.replicates, two.replicates)
+    assert not np.array_equal(one.replicates, other.replicates)
+
+
+def test_cluster_bootstrap_draws_whole_clusters():
+    rng = np.random.default_rng(5)
+    i, j, p = _arena(rng, 6, 600, soft=True)
+    users = rng.integers(0, 25, 600)
+    sol = pycomp.solve(i, j, p, alpha=1.0, bootstrap=4, seed=2, cluster=users, tol=1e-10)
+    c = collapse(i, j, p, cluster=users)
+    counts = core().bootstrap_counts(c, 4, 2)
+    assert counts.shape == (4, 25) and (counts.sum(axis=1) == 25).all()
+    for r in range(4):
+        w = counts[r][users].astype(float)  # each row weighted by how often its cluster was drawn
+        ref = R.bt_solve(R.Comparisons.make(i, j, p, w), 1.0, gtol=1e-10)
+        np.testing.assert_allclose(sol.replicates[r], ref, atol=1e-8)
+
+
+def test_summaries_match_numpy():
+    rng = np.random.default_rng(6)
+    i, j, p = _arena(rng, 10, 2000)
+    sol = pycomp.solve(i, j, p, bootstrap=200, seed=1)
+    low, high = sol.interval(0.8)
+    np.testing.assert_allclose(low, np.quantile(sol.replicates, 0.1, axis=0))
+    np.testing.assert_allclose(high, np.quantile(sol.replicates, 0.9, axis=0))
+    ranks = np.array([[1 + np.sum(row > row[a]) for a in range(10)] for row in sol.replicates])
+    np.testing.assert_array_equal(sol.replicate_ranks, ranks)
+    best, worst = sol.rank_interval(0.8)
+    np.testing.assert_array_equal(best, np.quantile(ranks, 0.1, axis=0, method="lower"))
+    np.testing.assert_array_equal(worst, np.quantile(ranks, 0.9, axis=0, method="higher"))
+    np.testing.assert_allclose(sol.p_best, np.mean(ranks == 1, axis=0))
+    assert sol.p_best.sum() == pytest.approx(1.0)
+    assert sol.p_top(3).sum() == pytest.approx(3.0) and np.all(sol.p_top(10) == 1.0)
+    np.testing.assert_array_equal(sol.ranks, 1 + np.sum(sol.scores[None, :] > sol.scores[:, None], axis=1))
+    assert np.all(best <= worst)
+
+
+def test_ties_share_the_best_rank():
+    from pycomp.bootstrap import ranks
+
+    np.testing.assert_array_equal(ranks(np.array([0.5, 2.0, 0.5, -1.0])), [2, 1, 2, 4])
+
+
+def test_bad_options_name_the_option():
+    i, j = [0, 1, 2], [1, 2, 0]
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match=f"bootstrap = {bad} is not allowed"):
+            pycomp.solve(i, j, bootstrap=bad)
+    with pytest.raises(TypeError, match="bootstrap must be an integer"):
+        pycomp.solve(i, j, bootstrap=2.5)
+    sol = pycomp.solve(i, j, bootstrap=20, seed=0)
+    for level in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="level = .* is not allowed"):
+            sol.interval(level)
+        with pytest.raises(ValueError, match="level = .* is not allowed"):
+            sol.rank_interval(level)
+    for k in (0, 4):
+        with pytest.raises(ValueError, match=f"k = {k} is not allowed: the top k must have 1 <= k <= n_items = 3"):
+            sol.p_top(k)
+    with pytest.raises(ValueError, match="seed = -1 is not allowed"):
+        pycomp.solve(i, j, bootstrap=5, seed=-1)
+    plain = pycomp.solve(i, j)
+    with pytest.raises(ValueError, match="p_best needs bootstrap replicates"):
+        plain.p_best
+    with pytest.raises(ValueError, match="no interval without bootstrap replicates or standard errors"):
+        plain.interval()
+    with pytest.raises(ValueError, match="bootstrap with alpha = 0 needs a connected comparison graph"), \
+            pytest.warns(pycomp.exceptions.GraphWarning):
+        pycomp.solve([0, 2], [1, 3], [0.6, 0.4], alpha=0, bootstrap=5)
+
+
+def test_normal_interval_from_se():
+    sol = pycomp.solve([0, 1, 2, 0], [1, 2, 0, 2], [0.9, 0.8, 0.3, 0.6], return_se=True)
+    low, high = sol.interval(0.9)
+    np.testing.assert_allclose(high - sol.scores, 1.6448536269514722 * sol.se)
+    np.testing.assert_allclose(sol.scores - low, 1.6448536269514722 * sol.se)
+
+
+def test_cli_writes_the_columns_and_the_leaderboard(tmp_path):
+    rng = np.random.default_rng(7)
+    i, j, p = _arena(rng, 5, 800)
+    names = np.array(["e", "b", "d", "a", "c"])
+    pd.DataFrame({"a": names[i], "b": names[j], "p": p}).to_csv(tmp_path / "c.csv", index=False)
+    res = CliRunner().invoke(app, ["solve", str(tmp_path / "c.csv"), "--out", str(tmp_path / "s.csv"),
+                                   "--bootstrap", "50", "--seed", "3", "--level", "0.8", "--leaderboard"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert list(table.columns) == ["id", "score", "se", "low", "high", "rank", "rank_best", "rank_worst", "p_best"]
+    order = np.argsort(names)  # the table lists ids sorted
+    sol = pycomp.solve(np.argsort(order)[i], np.argsort(order)[j], p, bootstrap=50, seed=3)
+    np.testing.assert_allclose(table["low"], sol.interval(0.8)[0], atol=1e-9)
+    np.testing.assert_array_equal(table["rank_best"], sol.rank_interval(0.8)[0])
+    best = table["id"][table["rank"] == 1].iloc[0]
+    assert res.output.splitlines()[1].split()[3] == best  # the leaderboard's first row is the best item
+    bad = CliRunner().invoke(app, ["solve", str(tmp_path / "c.csv"), "--out", str(tmp_path / "s.csv"),
+                                   "--bootstrap", "0"])
+    assert bad.exit_code == 2 and "--bootstrap 0 is not allowed" in bad.output
+    bad = CliRunner().invoke(app, ["solve", str(tmp_path / "c.csv"), "--out", str(tmp_path / "s.csv"),
+                                   "--bootstrap", "5", "--level", "1.2"])
+    assert bad.exit_code == 2 and "--level 1.2" in bad.output
+
+
+def test_rank_scores_table_gains_the_columns():
+    from pycomp.items import Items
+    from pycomp.report import scores_table
+
+    rng = np.random.default_rng(8)
+    i, j, p = _arena(rng, 4, 300)
+    sol = pycomp.solve(i, j, p, bootstrap=30, seed=2, return_se=True)
+    items = Items(ids=["w", "x", "y", "z"], texts=["a", "b", "c", "d"])
+    table = scores_table(items, sol.scores, sol.se, sol)
+    assert list(table.columns) == ["id", "group", "score", "se", "low", "high", "rank", "rank_best", "rank_worst",
+                                   "p_best"]
+    np.testing.assert_allclose(table["high"], np.quantile(sol.replicates, 0.95, axis=0))
+    np.testing.assert_allclose(table["p_best"], np.mean(sol.replicate_ranks == 1, axis=0))
+    assert list(scores_table(items, sol.scores, sol.se).columns) == ["id", "group", "score", "se"]
+
+
+def test_rank_takes_bootstrap_and_checks_it_before_judging(tmp_path):
+    res = CliRunner().invoke(app, ["rank", "--help"])
+    assert "--bootstrap" in res.output
+    bad = CliRunner().invoke(app, ["rank", "example:reviews", "--out", str(tmp_path / "run"), "--bootstrap", "0"])
+    assert bad.exit_code == 2 and "--bootstrap = 0 is not allowed" in bad.output
