@@ -30,6 +30,18 @@ first budget on a design's (seed-averaged) curve at or above ``all - 0.02``, lin
 interpolated between budgets; for N = 10k the reference is random k = 200 (all pairs
 would be 50M), named as such.
 
+Diagnostics (not part of the target): for each simulated case the *information floor*,
+an asymptotic Cramer-Rao bound on the comparisons any design needs for the target
+Spearman with an unbiased estimator: with ``D_i ~ n f(s_i) e_i`` the rank error of item
+``i`` (``f`` the density of the true scores, ``e_i`` its score error),
+``E[1 - rho] ~ (6/n) sum_i f_i^2 var(e_i)``, ``var(e_i) >= 1 / I_i`` and
+``sum_i I_i <= 2 m I_max`` where ``I_max = 2 strength^2 / noise^2`` is the Fisher
+information the two ordered answers carry about ``s_a - s_b``; minimising over the
+``I_i`` gives ``m >= 3 (sum_i f_i)^2 / (n (1 - rho) I_max)``. Where the floor exceeds a third
+of random's comparisons, no design reaches the target. And ``--prior-alpha`` repeats the
+random and active curves (and the reference) with a weaker prior, to show how much of
+each design's shortfall is the alpha = 1 prior's pull on sparsely compared items.
+
 (c) At N = 1M, one round of choosing 100k pairs after a first random round of 2 per item
 (timed, median of 3), with the solve and the local standard errors before it.
 
@@ -82,12 +94,18 @@ def simulated_judge(truth, strength, noise, seed):
     return judge
 
 
-def solve(n, pairs, p):
+def solve(n, pairs, p, alpha=1.0):
     import pycomp
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, device="cpu").scores
+        return pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, alpha=alpha, device="cpu").scores
+
+
+def information_floor(truth, strength, noise, target):
+    """Comparisons any design needs for Spearman ``target`` by the asymptotic Cramer-Rao bound (docstring)."""
+    density = np.exp(-0.5 * truth ** 2) / np.sqrt(2 * np.pi)
+    return float(3.0 * density.sum() ** 2 / (len(truth) * (1.0 - target) * 2.0 * strength ** 2 / noise ** 2))
 
 
 def merge_sort(items, judge):
@@ -147,7 +165,7 @@ def spearman(x, y):
     return float(spearmanr(x, y)[0])
 
 
-def simulated(n, judge_name, seeds, max_per_item, log):
+def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True):
     from pycomp import active as A
     from pycomp import plan as P
 
@@ -155,15 +173,17 @@ def simulated(n, judge_name, seeds, max_per_item, log):
     per_item = [c for c in PER_ITEM if c <= max_per_item]
     rows = {"random": {}, "greedy": {}, "active": {}, "sort": [], "all": []}
     timing = {"random": 0.0, "greedy": 0.0, "active": 0.0, "sort": 0.0}
+    truths = []
     for seed in range(seeds):
         truth = np.random.default_rng([n, seed]).standard_normal(n)
         for c in per_item:
             t0 = time.perf_counter()
             pairs = P.random_pairs(n, c, seed=seed)
-            rho = spearman(solve(n, pairs, simulated_judge(truth, strength, noise, [seed, 1, c])(pairs)), truth)
+            rho = spearman(solve(n, pairs, simulated_judge(truth, strength, noise, [seed, 1, c])(pairs), alpha),
+                           truth)
             rows["random"].setdefault(c, []).append((len(pairs), rho))
             timing["random"] += time.perf_counter() - t0
-            if n <= 10_000 and (n <= 1000 or c <= 8):
+            if baselines and n <= 10_000 and (n <= 1000 or c <= 8):
                 t0 = time.perf_counter()
                 pairs = P.greedy_pairs(n, c, seed=seed)
                 rho = spearman(solve(n, pairs, simulated_judge(truth, strength, noise, [seed, 2, c])(pairs)), truth)
@@ -176,35 +196,35 @@ def simulated(n, judge_name, seeds, max_per_item, log):
             rows["active"].setdefault(rec["round"], []).append((rec["n_pairs_total"], spearman(sol.scores, truth)))
 
         A.active_rank(simulated_judge(truth, strength, noise, [seed, 3]), n, budget,
-                      batch_pairs=max(1, n // 4), seed=seed, on_round=record)
+                      batch_pairs=max(1, n // 4), seed=seed, alpha=alpha, on_round=record)
         timing["active"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        judge = simulated_judge(truth, strength, noise, [seed, 4])
-        scores = sort_scores(n, judge)
-        rows["sort"].append((judge.asked, spearman(scores, truth)))
-        timing["sort"] += time.perf_counter() - t0
-        if n <= 1000:
-            pairs = P.all_pairs(n)
-            rows["all"].append((len(pairs), spearman(solve(n, pairs, simulated_judge(truth, strength, noise,
-                                                                                      [seed, 5])(pairs)), truth)))
-        else:  # all pairs would be n(n-1)/2 = 50M at 10k: random k = 200 stands in for them
-            pairs = P.random_pairs(n, 200, seed=seed)
-            rows["all"].append((len(pairs), spearman(solve(n, pairs, simulated_judge(truth, strength, noise,
-                                                                                      [seed, 5])(pairs)), truth)))
-        log(f"  N={n} {judge_name} seed {seed}: done ({sum(timing.values()):.0f} s so far)")
+        if baselines:
+            t0 = time.perf_counter()
+            judge = simulated_judge(truth, strength, noise, [seed, 4])
+            scores = sort_scores(n, judge)
+            rows["sort"].append((judge.asked, spearman(scores, truth)))
+            timing["sort"] += time.perf_counter() - t0
+        # all pairs would be n(n-1)/2 = 50M at 10k: there random k = 200 stands in for them
+        pairs = P.all_pairs(n) if n <= 1000 else P.random_pairs(n, 200, seed=seed)
+        p = simulated_judge(truth, strength, noise, [seed, 5])(pairs)
+        rows["all"].append((len(pairs), spearman(solve(n, pairs, p, alpha), truth)))
+        truths.append(truth)
+        log(f"  N={n} {judge_name} alpha {alpha:g} seed {seed}: done ({sum(timing.values()):.0f} s so far)")
     curves = {d: _curve(rows[d], seeds) for d in ("random", "greedy", "active")}
     ref_pairs = int(np.mean([a for a, _ in rows["all"]]))
     ref = float(np.mean([r for _, r in rows["all"]]))
     target = ref - 0.02
     need = {d: needed(curves[d], target) for d in curves}
     ratio = need["random"] / need["active"] if need["random"] and need["active"] else None
+    floor = float(np.mean([information_floor(t, strength, noise, target) for t in truths]))
     return {
         "n_items": n, "judge": judge_name, "strength": strength, "noise": noise, "bias": BIAS, "seeds": seeds,
+        "alpha": alpha, "information_floor": floor,
         "reference": "all pairs" if n <= 1000 else "random k=200 (all pairs would be 50M)",
         "reference_pairs": ref_pairs, "reference_spearman": ref, "target_spearman": target,
         "curves": curves,
-        "sort": {"pairs": float(np.mean([a for a, _ in rows["sort"]])),
-                 "spearman": float(np.mean([r for _, r in rows["sort"]]))},
+        "sort": {"pairs": float(np.mean([a for a, _ in rows["sort"]])) if rows["sort"] else None,
+                 "spearman": float(np.mean([r for _, r in rows["sort"]])) if rows["sort"] else None},
         "comparisons_needed": need, "random_over_active": ratio,
         "seconds": {k: round(v, 2) for k, v in timing.items()},
     }
@@ -338,15 +358,34 @@ def write_report(out: Path, state: dict) -> None:
                      "rand": _fmt(r["comparisons_needed"]["random"], 0), "greedy":
                          _fmt(r["comparisons_needed"]["greedy"], 0), "act": _fmt(r["comparisons_needed"]["active"], 0),
                      "ratio": _fmt(r["random_over_active"], 2),
+                     "third": _fmt(r["comparisons_needed"]["random"] and r["comparisons_needed"]["random"] / 3, 0),
+                     "floor": _fmt(r["information_floor"], 0),
                      "sort": f"{r['sort']['spearman']:.4f} at {r['sort']['pairs']:.0f}", "seeds": str(r["seeds"])})
     if rows:
         lines += ["## Simulated judges", "", markdown_table(rows, [
             ("case", "case"), ("reference Spearman", "ref"), ("random needed", "rand"), ("greedy needed", "greedy"),
-            ("active needed", "act"), ("random/active", "ratio"), ("merge sort: Spearman at comparisons", "sort"),
-            ("seeds", "seeds")]), ""]
+            ("active needed", "act"), ("random/active", "ratio"), ("target: random/3", "third"),
+            ("information floor (any design)", "floor"), ("merge sort: Spearman at comparisons", "sort"),
+            ("seeds", "seeds")]), "",
+                  "The information floor is the asymptotic Cramer-Rao bound on the comparisons any design needs "
+                  "for the target Spearman (see the module docstring); where it is above `random/3` the target "
+                  "cannot be met by any design.", ""]
         for r in state["simulated"]:
             lines += [f"N={r['n_items']}, {r['judge']} judge: Spearman at the random design's budgets (greedy at its "
                       f"own k; active interpolated between its rounds)", "", _curve_table(r["curves"]), ""]
+    if state.get("prior"):
+        rows = [{"case": f"N={r['n_items']}, {r['judge']}", "alpha": f"{r['alpha']:g}",
+                 "ref": f"{r['reference_spearman']:.4f}", "rand": _fmt(r["comparisons_needed"]["random"], 0),
+                 "act": _fmt(r["comparisons_needed"]["active"], 0), "ratio": _fmt(r["random_over_active"], 2),
+                 "a4": _fmt(at(r["curves"]["active"], 2 * r["n_items"]), 4),
+                 "r4": _fmt(at(r["curves"]["random"], 2 * r["n_items"]), 4)} for r in state["prior"]]
+        lines += ["## Diagnostic: the same with a weaker prior", "",
+                  "Random, active and the reference all solved with this alpha (active also selects with it); "
+                  "not the benchmark's setting, which is alpha = 1 for every design.", "",
+                  markdown_table(rows, [("case", "case"), ("alpha", "alpha"), ("reference Spearman", "ref"),
+                                        ("random needed", "rand"), ("active needed", "act"),
+                                        ("random/active", "ratio"), ("random at 4/item", "r4"),
+                                        ("active at 4/item", "a4")]), ""]
     if state.get("real"):
         r = state["real"]
         lines += ["## Real judgements replayed (SmolLM2-135M, SummEval coherence)", "",
@@ -376,11 +415,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100,10000")
     ap.add_argument("--judges", default="weak,medium,strong")
-    ap.add_argument("--seeds", type=int, default=None, help="Seeds per case (default 5 at N <= 1000, else 1).")
+    ap.add_argument("--seeds", type=int, default=None, help="Seeds per case (default 20 at N <= 1000, else 1).")
     ap.add_argument("--max-per-item", type=int, default=24)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--real", type=Path, default=DEFAULT_REAL, help="Stored judgements to replay ('' to skip).")
     ap.add_argument("--real-seeds", type=int, default=10)
+    ap.add_argument("--prior-alpha", default="0.01",
+                    help="Also run random and active with this prior strength, a diagnostic ('' to skip).")
     ap.add_argument("--million", action="store_true", help="Time one round of choosing 100k pairs at N = 1M.")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
@@ -402,10 +443,19 @@ def main(argv=None) -> int:
         write_report(args.out, state)
     for n in [int(x) for x in args.sizes.split(",") if x]:
         for judge in args.judges.split(","):
-            seeds = args.seeds or (5 if n <= 1000 else 1)
+            seeds = args.seeds or (20 if n <= 1000 else 1)
             state["simulated"].append(simulated(n, judge, seeds, args.max_per_item, log))
             state["seconds"] = time.perf_counter() - t_start
             write_report(args.out, state)
+    if args.prior_alpha:
+        state["prior"] = []
+        for n in [int(x) for x in args.sizes.split(",") if x]:
+            for judge in args.judges.split(","):
+                seeds = args.seeds or (20 if n <= 1000 else 1)
+                state["prior"].append(simulated(n, judge, seeds, args.max_per_item, log,
+                                                alpha=float(args.prior_alpha), baselines=False))
+                state["seconds"] = time.perf_counter() - t_start
+                write_report(args.out, state)
     if args.million:
         state["million"] = million(log)
     state["seconds"] = time.perf_counter() - t_start

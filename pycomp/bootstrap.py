@@ -4,7 +4,9 @@
 collapsed comparisons (:mod:`pycomp.collapse`): each replicate draws the comparisons
 (or the clusters) with replacement, from its own random stream of ``(seed,
 replicate)``, and re-solves warm-started from the full solution, so the result does
-not depend on the thread count. The rest are summaries of a replicates array
+not depend on the thread count. The draw is an exact multinomial: independent
+Poisson counts per resampling unit (constants computed once, shared by the
+replicates), completed to the total by exact categorical draws. The rest are summaries of a replicates array
 (replicates x items): percentile intervals of the scores, ranks (1 = best) and their
 intervals, P(item is best) and P(item in the top k).
 """
@@ -44,6 +46,12 @@ def replicates(
         B >= 1.
     seed : int
         Seed of the replicates' random streams (>= 0).
+    tol : float
+        Gradient tolerance of each replicate's solve. Up to 1500 items a replicate also
+        stops once its gradient is below 1e-9 times the largest item weight (the item's
+        total comparisons): its scores are then within about 1e-8 of the replicate's
+        optimum (measured at 130 items / 10M comparisons: 5e-9 on the scores, 2e-9 on
+        the 95% interval ends, against a bootstrap Monte-Carlo error near 4e-4 at B = 1000).
     counts : ndarray of int, shape (B, n_units), optional
         The draws themselves (counts of each unit), instead of the random streams.
 

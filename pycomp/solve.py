@@ -304,7 +304,7 @@ def solve(
     n_threads = 0 if n_threads is None else min(check.integer(n_threads, "n_threads", minimum=0), _INT_MAX)
     bootstrap, seed, collapsed = uncertainty.prepare(
         i, j, p, weights, n_items, device=device, collapse=collapse, bootstrap=bootstrap, seed=seed, cluster=cluster,
-        se_method=se_method if return_se else None, n_threads=n_threads,
+        se_method=se_method if return_se else None, n_threads=n_threads, model=model, beta=beta,
     )
     # Collapsed pairs give the same optimum and Hessian (pycomp.collapse); the objective is still computed from the rows.
     si, sj, sp, sw, sn = (i, j, p, weights, n_items)

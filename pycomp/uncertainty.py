@@ -42,7 +42,7 @@ __all__ = ["prepare", "solver_input", "attach_bootstrap", "sandwich_se", "check_
 
 
 def prepare(i, j, p, weights, n_items, *, device: str, collapse: Optional[bool], bootstrap, seed, cluster,
-            se_method: Optional[str], n_threads: int):
+            se_method: Optional[str], n_threads: int, model: str = "bt", beta: float = 0.5):
     """Check the uncertainty options of a solve and collapse the comparisons when useful.
 
     Returns
@@ -66,15 +66,23 @@ def prepare(i, j, p, weights, n_items, *, device: str, collapse: Optional[bool],
     if collapse is False and needed:
         raise ValueError("collapse=False but the bootstrap and the sandwich run on collapsed comparisons: "
                          "leave collapse at None")
-    if collapse is None:
+    # A collapsed pair keeps one orientation: a row (j, i, p) becomes (i, j, 1 - p). The Gaussian
+    # target p - beta then becomes (1 - p) - beta instead of beta - p: exact only at beta = 1/2.
+    orientation_free = model != "gaussian" or float(beta) == 0.5
+    if not orientation_free and (collapse or needed):
+        raise ValueError(f"the bootstrap, the sandwich standard error and collapse=True need beta = 0.5 with "
+                         f"model='gaussian' (got beta={beta!r}): collapsing repeated pairs flips their orientation, "
+                         f"which changes the Gaussian target p - beta unless beta = 0.5")
+    automatic = collapse is None
+    if automatic:
         n = _collapse.item_count(i, j, n_items)
-        # hasattr: a compiled core built before collapse existed solves the rows as before.
-        collapse = needed or (device == "cpu" and _collapse.worth_collapsing(i.shape[0], n)
-                              and hasattr(_collapse.core(), "collapse"))
+        collapse = needed or (device == "cpu" and orientation_free and _collapse.worth_collapsing(i.shape[0], n))
     if not collapse:
         return bootstrap, seed, None
     collapsed = _collapse.collapse(i, j, p, weights=weights, n_items=n_items, cluster=cluster,
                                    units=bootstrap is not None, n_threads=n_threads)
+    if automatic and not needed and not np.all(np.isfinite(collapsed.total)):
+        return bootstrap, seed, None  # weight sums overflow: the solvers report it on the rows
     return bootstrap, seed, collapsed
 
 

@@ -18,13 +18,22 @@ def reference_available(n, groups, exclude):
     return {(a, b) for a, b in combinations(range(n), 2) if groups[a] == groups[b] and (a, b) not in judged}
 
 
-def reference_utility(s, se, a, b):
-    """P(order wrong) (Phi ~ logistic 1.702 x) times the share of the difference's variance one comparison removes."""
+def reference_spread(s, se, groups):
+    """Per item, the items of its group (itself included) scoring within sqrt(2) se of it (plain loops)."""
+    n = len(s)
+    groups = [0] * n if groups is None else list(groups)
+    return [sum(1 for j in range(n) if groups[j] == groups[i] and abs(s[j] - s[i]) <= np.sqrt(2.0) * se[i])
+            for i in range(n)]
+
+
+def reference_utility(s, se, a, b, spread):
+    """P(order wrong) (Phi ~ logistic 1.702 x) times the share of the difference's variance one comparison
+    removes, times the two items' rank spreads."""
     d = abs(s[a] - s[b])
     v = se[a] ** 2 + se[b] ** 2
     p_wrong = 1.0 / (1.0 + np.exp(1.702 * d / np.sqrt(v)))
     h = np.exp(-d) / (1.0 + np.exp(-d)) ** 2
-    return p_wrong * v * h / (1.0 + v * h)
+    return p_wrong * v * h / (1.0 + v * h) * (spread[a] + spread[b])
 
 
 def simulated_judge(truth, *, strength=3.0, noise=1.0, bias=0.4, seed=0):
@@ -87,9 +96,23 @@ def test_asking_for_more_than_is_left_returns_every_unjudged_pair(n, n_groups):
 def test_the_first_pair_chosen_is_the_most_uncertain_one(n, n_groups, seed):
     scores, se, groups, exclude = _case(n, seed=seed, n_groups=n_groups, n_judged=n // 2)
     available = reference_available(n, groups, exclude)
-    best = max(available, key=lambda ab: reference_utility(scores, se, *ab))
+    spread = reference_spread(scores, se, groups)
+    best = max(available, key=lambda ab: reference_utility(scores, se, *ab, spread))
     # a window as wide as the items: every pair is a candidate
     assert A.select_pairs(scores, se, 1, groups=groups, exclude=exclude, window=n).tolist() == [list(best)]
+
+
+def test_a_crowded_uncertain_stretch_of_the_ranking_comes_first():
+    # two pairs, equally close and equally uncertain; the second sits among 8 other items
+    # within its interval, so its items' rank errors are larger and it is chosen
+    scores = np.r_[[-10.0, -10.1], 0.0, 0.1, np.linspace(-0.3, 0.4, 8)]
+    se = np.r_[[0.4] * 4, [0.01] * 8]
+    pairs = A.select_pairs(scores, se, 1, exclude=[(a, b) for a in range(2, 12) for b in range(4, 12) if a < b],
+                           window=12)
+    spread = reference_spread(scores, se, None)
+    assert spread[2] > spread[0] and reference_utility(scores, se, 2, 3, spread) > reference_utility(
+        scores, se, 0, 1, spread)
+    assert pairs.tolist() == [[2, 3]]
 
 
 def test_selection_spreads_a_batch_over_items():

@@ -83,6 +83,52 @@ def test_draws_follow_the_multinomial_of_the_rows():
     assert draws.var() == pytest.approx(k * (1 - k / 50_000), rel=0.1)
 
 
+def _binomial_pmf(n, q, k):
+    from scipy.special import gammaln
+
+    return np.exp(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + k * np.log(q) + (n - k) * np.log1p(-q))
+
+
+def _chi2_pvalue(draws, n, q):
+    """Goodness of fit of integer draws to Bin(n, q), cells pooled to an expected count >= 5."""
+    from scipy.stats import chi2
+
+    k = np.arange(n + 1)
+    expected = _binomial_pmf(n, q, k) * len(draws)
+    observed = np.bincount(draws, minlength=n + 1).astype(float)
+    cells_e, cells_o, acc_e, acc_o = [], [], 0.0, 0.0
+    for e, o in zip(expected, observed):
+        acc_e, acc_o = acc_e + e, acc_o + o
+        if acc_e >= 5:
+            cells_e.append(acc_e), cells_o.append(acc_o)
+            acc_e = acc_o = 0.0
+    cells_e[-1] += acc_e
+    cells_o[-1] += acc_o
+    cells_e, cells_o = np.array(cells_e), np.array(cells_o)
+    stat = np.sum((cells_o - cells_e) ** 2 / cells_e)
+    return chi2.sf(stat, len(cells_e) - 1)
+
+
+@pytest.mark.parametrize("n,rows,ties", [(5, 2000, 0.3), (8, 60, 0.1)])
+def test_each_unit_count_is_binomial(n, rows, ties):
+    # The draws are a multinomial of the rows; each unit's count is then Bin(rows, N_u / rows).
+    # 5 items / 2000 rows: the sampler's Poisson path (units of 6 to 145 rows: inversion and
+    # PTRS); 8 items / 60 rows over more than 30 units: plain categorical draws.
+    rng = np.random.default_rng(12)
+    i, j, p = _arena(rng, n, rows, ties=ties)
+    c = collapse(i, j, p)
+    assert (rows >= 2 * c.n_units) == (n == 5)
+    counts = core().bootstrap_counts(c, 20000, 21)
+    assert (counts.sum(axis=1) == rows).all()
+    pvalues = [_chi2_pvalue(counts[:, u], rows, c.unit_count[u] / rows) for u in range(c.n_units)]
+    assert min(pvalues) > 1e-4 / c.n_units, pvalues
+    # Pairs of units: the multinomial covariance -rows q_u q_v.
+    q = c.unit_count / rows
+    cov = np.cov(counts.T)
+    want = rows * (np.diag(q) - np.outer(q, q))
+    assert np.allclose(cov, want, atol=0.05 * np.abs(want).max())
+
+
 def test_same_seed_same_replicates_whatever_the_threads():
     rng = np.random.default_rng(4)
     i, j, p = _arena(rng, 12, 3000)
@@ -91,6 +137,13 @@ def test_same_seed_same_replicates_whatever_the_threads():
     other = pycomp.solve(i, j, p, bootstrap=40, seed=8, n_threads=2)
     np.testing.assert_array_equal(one.replicates, two.replicates)
     assert not np.array_equal(one.replicates, other.replicates)
+    # Clusters (one copy each: categorical draws) and the counts themselves.
+    users = rng.integers(0, 40, 3000)
+    one = pycomp.solve(i, j, p, bootstrap=30, seed=7, n_threads=1, cluster=users)
+    two = pycomp.solve(i, j, p, bootstrap=30, seed=7, n_threads=2, cluster=users)
+    np.testing.assert_array_equal(one.replicates, two.replicates)
+    c = collapse(i, j, p)
+    np.testing.assert_array_equal(core().bootstrap_counts(c, 30, 7)[[3, 17]], core().bootstrap_counts(c, 18, 7)[[3, 17]])
 
 
 def test_cluster_bootstrap_draws_whole_clusters():

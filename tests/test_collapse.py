@@ -105,6 +105,31 @@ def test_collapsed_gaussian_solve_equals_uncollapsed():
     np.testing.assert_allclose(col.se, full.se, rtol=1e-9)
 
 
+@pytest.mark.parametrize("p_kind", ["hard", "soft"])
+def test_gaussian_with_beta_off_half_is_never_collapsed_silently(p_kind):
+    # A collapsed pair keeps one orientation, which changes the Gaussian target p - beta unless beta = 1/2:
+    # the automatic choice must solve the rows (5 items, 300 comparisons: 60 per possible pair).
+    rng = np.random.default_rng(11)
+    i, j, p, _ = _arena(rng, 5, 300, soft=p_kind == "soft")
+    ref = R.gaussian_solve(R.Comparisons.make(i, j, p), 0.5, beta=0.3)
+    sol = pycomp.solve(i, j, p, model="gaussian", alpha=0.5, beta=0.3, device="cpu")
+    np.testing.assert_allclose(sol.scores, ref, atol=1e-9)
+    for kwargs in ({"collapse": True}, {"bootstrap": 10}, {"return_se": True, "se_method": "sandwich"}):
+        with pytest.raises(ValueError, match="need beta = 0.5 with model='gaussian'"):
+            pycomp.solve(i, j, p, model="gaussian", alpha=0.5, beta=0.3, **kwargs)
+
+
+def test_overflowing_weight_sums_solve_the_rows():
+    # 30 comparisons of 3 items would be collapsed; their weight sums overflow, so the rows are solved and the
+    # overflow is reported as on any other input (not converged, with a warning), never NaN scores from the sums.
+    i = np.array([0, 1, 2] * 10)
+    j = np.array([1, 2, 0] * 10)
+    w = np.full(30, 1e308)
+    with pytest.warns(pycomp.ConvergenceWarning):
+        sol = pycomp.solve(i, j, np.full(30, 0.7), weights=w, device="cpu")
+    assert not sol.converged
+
+
 def test_default_collapses_many_repeats_only():
     from pycomp.collapse import worth_collapsing
 

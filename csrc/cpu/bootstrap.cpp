@@ -1,20 +1,26 @@
 // The bootstrap of the PoE scores (bootstrap.h).
 //
 // Draws. A replicate draws `draws` units with replacement, unit u with probability
-// unit_count[u] / draws: a multinomial draw, taken as a chain of binomials
-// (counts[u] ~ Bin(draws left, unit_count[u] / mass left)), each by Hormann's BTRS
-// (transformed rejection with squeeze, 1993) or, below a mean of 10, by inversion.
-// Each replicate has its own xoshiro256** stream seeded from (seed, replicate), so
-// results do not depend on the thread count or on which thread runs a replicate.
+// q_u = unit_count[u] / draws: counts ~ Multinomial(draws, q). When the units hold many
+// copies each, it is drawn by Poissonization, exactly: independent X_u ~ Poisson(lambda q_u),
+// lambda = draws - 2 sqrt(draws), redrawn in the rare case sum X > draws; given
+// sum X = s, X ~ Multinomial(s, q), so adding draws - s categorical draws from q gives
+// Multinomial(draws, q) whatever s is. The Poisson means are the same in every
+// replicate, so each unit's sampler constants are computed once: PTRS (Hormann 1993,
+// transformed rejection with squeeze) for means >= 10, inversion below. The categorical
+// draws use Walker's alias table in exact integers (columns of capacity draws) and
+// exact uniform integers. With few copies per unit all draws are categorical. Each
+// replicate has its own xoshiro256** stream seeded from (seed, replicate), so results do
+// not depend on the thread count or on which thread runs a replicate.
 //
 // Solves. A replicate's optimum is near the full solution s0 (its weights differ by
 // about 1/sqrt(count) per pair), so it starts there. Up to dense_limit items the step is
-// a chord step, dir = -H0^-1 g, with H0 the Hessian at s0 under the full data, factored
-// once (Cholesky) and shared by all replicates: each step then costs one pass over the
-// pairs and two triangular solves. When a chord step does not halve the gradient the
-// replicate switches to Newton with its own Hessian, and steps that do not reduce the
-// gradient are backtracked on the objective (Armijo). Above dense_limit each replicate
-// is solved from scratch by the sparse solvers on its own graph.
+// a chord step, dir = -H0^-1 g, with H0 the Hessian at s0 under the full data, inverted
+// once and shared by all replicates: each step then costs one pass over the pairs and
+// one product with the inverse. When a chord step does not halve the gradient the
+// replicate switches to Newton with its own Hessian (Cholesky), and steps that do not
+// reduce the gradient are backtracked on the objective (Armijo). Above dense_limit each
+// replicate is solved from scratch by the sparse solvers on its own graph.
 #include "cpu/bootstrap.h"
 
 #include <algorithm>
@@ -64,68 +70,83 @@ struct Stream {
   }
   // Uniform in (0, 1).
   double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
+  // Uniform integer in [0, range), range >= 1, exactly (Lemire's multiply-and-reject).
+  std::uint64_t below(std::uint64_t range) {
+    unsigned __int128 m = static_cast<unsigned __int128>(next()) * range;
+    std::uint64_t low = static_cast<std::uint64_t>(m);
+    if (low < range) {
+      const std::uint64_t floor_ = (0 - range) % range;
+      while (low < floor_) {
+        m = static_cast<unsigned __int128>(next()) * range;
+        low = static_cast<std::uint64_t>(m);
+      }
+    }
+    return static_cast<std::uint64_t>(m >> 64);
+  }
 };
 
-// log(k!) - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi) / 2], the tail of Stirling's series.
-double stirling_tail(double k) {
-  static const double kSmall[] = {0.0810614667953272,  0.0413406959554092,  0.0276779256849983,
-                                  0.02079067210376509, 0.0166446911898211,  0.0138761288230707,
-                                  0.0118967099458917,  0.0104112652619720,  0.00925546218271273,
-                                  0.00833056343336287};
-  if (k <= 9) return kSmall[static_cast<int>(k)];
-  const double kp1sq = (k + 1) * (k + 1);
-  return (1.0 / 12 - (1.0 / 360 - 1.0 / 1260 / kp1sq) / kp1sq) / (k + 1);
+// log(k!) by Stirling's series to 1/k^5 (error below 1e-17 from k = 256 on).
+double log_factorial_stirling(double k) {
+  const double k1 = k + 1.0, inv = 1.0 / k1, inv2 = inv * inv;
+  return (k + 0.5) * std::log(k1) - k1 + 0.91893853320467274178 + inv * (1.0 / 12 - inv2 * (1.0 / 360 - inv2 / 1260));
 }
 
-// Bin(n, p) for 0 < p <= 1/2 and n p < 10, by inversion of the distribution function.
-std::int64_t binomial_inversion(Stream& g, std::int64_t n, double p) {
-  const double q = 1.0 - p, ratio = p / q, a = (n + 1) * ratio;
-  const double r0 = std::exp(n * std::log1p(-p));
+// log(k!) from a table below its size, by Stirling's series above.
+struct LogFactorial {
+  const double* table;
+  double size;
+  double operator()(double k) const { return k < size ? table[static_cast<size_t>(k)] : log_factorial_stirling(k); }
+};
+
+UnitSampler::Poisson poisson_constants(double mu) {
+  UnitSampler::Poisson c{};
+  c.mu = mu;
+  if (mu < 10.0) {
+    c.b = std::exp(-mu);
+    return c;
+  }
+  const double smu = std::sqrt(mu);
+  c.b = 0.931 + 2.53 * smu;
+  c.a = -0.059 + 0.02483 * c.b;
+  c.two_a = 2.0 * c.a;
+  c.inv_alpha = 1.1239 + 1.1328 / (c.b - 3.4);
+  c.v_r = 0.9277 - 3.6224 / (c.b - 2.0);
+  c.log_mu = std::log(mu);
+  c.shift = mu + 0.43;
+  return c;
+}
+
+// Poisson(mu) for mu < 10, by inversion of the distribution function.
+std::int64_t poisson_inversion(Stream& g, const UnitSampler::Poisson& c) {
   for (;;) {
-    double u = g.uniform(), r = r0;
-    std::int64_t x = 0;
-    while (u > r && x <= n) {
-      u -= r;
-      ++x;
-      r *= a / x - ratio;
-      if (!(r > 0)) break;
+    const double u = g.uniform();
+    double pk = c.b, cdf = pk;
+    std::int64_t k = 0;
+    while (u > cdf && pk > 0.0) {
+      ++k;
+      pk *= c.mu / static_cast<double>(k);
+      cdf += pk;
     }
-    if (x <= n && u <= r) return x;
+    if (u <= cdf) return k;  // else the sum stalled below u by rounding: draw again
   }
 }
 
-// Bin(n, p) for 0 < p <= 1/2 and n p >= 10, by BTRS (Hormann 1993).
-std::int64_t binomial_btrs(Stream& g, std::int64_t n, double p) {
-  const double q = 1.0 - p, spq = std::sqrt(n * p * q);
-  const double b = 1.15 + 2.53 * spq;
-  const double a = -0.0873 + 0.0248 * b + 0.01 * p;
-  const double c = n * p + 0.5;
-  const double v_r = 0.92 - 4.2 / b;
-  const double r = p / q;
-  const double alpha = (2.83 + 5.1 / b) * spq;
-  const double mode = std::floor((n + 1) * p);
-  const double nd = static_cast<double>(n);
+// Poisson(mu) for mu >= 10, by PTRS: transformed rejection with squeeze (Hormann 1993).
+std::int64_t poisson_ptrs(Stream& g, const UnitSampler::Poisson& c, const LogFactorial& log_fact) {
   for (;;) {
     const double u = g.uniform() - 0.5;
-    double v = g.uniform();
+    const double v = g.uniform();
     const double us = 0.5 - std::fabs(u);
-    const double k = std::floor((2.0 * a / us + b) * u + c);
-    if (k < 0 || k > nd) continue;
-    if (us >= 0.07 && v <= v_r) return static_cast<std::int64_t>(k);
-    v = std::log(v * alpha / (a / (us * us) + b));
-    const double bound = (mode + 0.5) * std::log((mode + 1) / (r * (nd - mode + 1))) +
-                         (nd + 1) * std::log((nd - mode + 1) / (nd - k + 1)) +
-                         (k + 0.5) * std::log(r * (nd - k + 1) / (k + 1)) + stirling_tail(mode) +
-                         stirling_tail(nd - mode) - stirling_tail(k) - stirling_tail(nd - k);
-    if (v <= bound) return static_cast<std::int64_t>(k);
+    const double x = (c.two_a / us + c.b) * u + c.shift;
+    if (!(x >= 0.0 && x < 0x1p62)) continue;  // k < 0, or beyond any reach of the mean
+    const double k = static_cast<double>(static_cast<std::int64_t>(x));  // floor, x >= 0
+    if (us >= 0.07 && v <= c.v_r) return static_cast<std::int64_t>(k);
+    if (us < 0.013 && v > us) continue;
+    // log(v inv_alpha / (a / us^2 + b)) <= log(mu^k e^-mu / k!)
+    if (std::log(v * c.inv_alpha / (c.a / (us * us) + c.b)) <= k * c.log_mu - c.mu - log_fact(k)) {
+      return static_cast<std::int64_t>(k);
+    }
   }
-}
-
-std::int64_t binomial(Stream& g, std::int64_t n, double p) {
-  if (n <= 0 || p <= 0.0) return 0;
-  if (p >= 1.0) return n;
-  if (p > 0.5) return n - binomial(g, n, 1.0 - p);
-  return n * p < 10.0 ? binomial_inversion(g, n, p) : binomial_btrs(g, n, p);
 }
 
 // ---------------------------------------------------------------- dense solves
@@ -244,34 +265,77 @@ void chol_solve_negative(index_t n, const double* L, const double* g, double* y,
   }
 }
 
+// M = (L L')^-1, row-major n x n (symmetric), from the Cholesky factor L.
+std::vector<double> chol_inverse(index_t n, const double* L) {
+  std::vector<double> M(static_cast<size_t>(n) * n), e(n), y(n), x(n);
+  for (index_t c = 0; c < n; ++c) {
+    std::fill(e.begin(), e.end(), 0.0);
+    e[c] = -1.0;
+    chol_solve_negative(n, L, e.data(), y.data(), x.data());
+    for (index_t r = 0; r < n; ++r) M[static_cast<size_t>(r) * n + c] = x[r];
+  }
+  return M;
+}
+
+// x = -M g for the symmetric M, by columns (independent lanes, vectorised).
+void symmetric_product_negative(index_t n, const double* __restrict M, const double* __restrict g,
+                                 double* __restrict x) {
+  std::fill(x, x + n, 0.0);
+  for (index_t c = 0; c < n; ++c) {
+    const double* __restrict col = M + static_cast<size_t>(c) * n;  // row c = column c
+    const double gc = -g[c];
+    for (index_t r = 0; r < n; ++r) x[r] += col[r] * gc;
+  }
+}
+
+// A replicate also stops once its gradient is below this fraction of the largest item
+// weight (sum of `total` over the item's pairs): the scores are then within about
+// 1e-9 / (the smallest sig(d) sig(-d) of the item's pairs) of the replicate's optimum,
+// orders of magnitude below the bootstrap's own Monte-Carlo error.
+constexpr double kReplicateRelTol = 1e-9;
+
 struct DenseScratch {
   explicit DenseScratch(index_t n, bool own_factor)
       : g(n), g_new(n), dir(n), y(n), trial(n), up(n), down(n), L(own_factor ? static_cast<size_t>(n) * n : 0) {}
   std::vector<double> g, g_new, dir, y, trial, up, down, L;
+  double largest_weight = 0.0;  // of the replicate being solved
 };
 
-// Solves one replicate from s (in place) with the shared factor L0 (nullptr: none).
+// The largest item weight: sum of total over the item's pairs (y: [n] scratch).
+double largest_item_weight(const Collapsed& c, const double* total, double* y) {
+  std::fill(y, y + c.n, 0.0);
+  for (size_t k = 0; k < c.a.size(); ++k) {
+    y[c.a[k]] += total[k];
+    y[c.b[k]] += total[k];
+  }
+  double largest = 0.0;
+  for (index_t x = 0; x < c.n; ++x) largest = std::max(largest, y[x]);
+  return largest;
+}
+
+// Solves one replicate from s (in place) with the shared inverse Hessian M0 (nullptr: none).
 // Returns the iterations; sets converged.
 int dense_replicate(const Collapsed& c, const PairModel& model, const double* wins, const double* total,
-                    const double* L0, const BootstrapOptions& opt, double* s, DenseScratch& w, bool& converged) {
+                    const double* M0, const BootstrapOptions& opt, double* s, DenseScratch& w, bool& converged) {
   const index_t n = c.n;
-  bool chord = L0 != nullptr;
+  bool chord = M0 != nullptr;
   double gn = gradient(c, model, wins, total, s, w.g.data(), w.up.data(), w.down.data());
   double previous = INFINITY;
   int it = 0;
-  converged = gn <= opt.tol;
+  const double tol = std::max(opt.tol, kReplicateRelTol * w.largest_weight);
+  converged = gn <= tol;
   const int limit = std::max(opt.max_iter, 1);
   while (!converged && it < limit && std::isfinite(gn)) {
     ++it;
     if (chord && gn > 0.5 * previous) chord = false;  // the shared Hessian is too far off
-    const double* L = L0;
-    if (!chord) {
+    if (chord) {
+      symmetric_product_negative(n, M0, w.g.data(), w.dir.data());
+    } else {
       if (w.L.empty()) w.L.resize(static_cast<size_t>(n) * n);
       hessian(c, model, total, wins, s, w.L.data());
       if (!cholesky(n, w.L.data())) break;
-      L = w.L.data();
+      chol_solve_negative(n, w.L.data(), w.g.data(), w.y.data(), w.dir.data());
     }
-    chol_solve_negative(n, L, w.g.data(), w.y.data(), w.dir.data());
     for (index_t x = 0; x < n; ++x) w.trial[x] = s[x] + w.dir[x];
     double gn_new = gradient(c, model, wins, total, w.trial.data(), w.g_new.data(), w.up.data(), w.down.data());
     if (!(gn_new < gn)) {
@@ -298,7 +362,7 @@ int dense_replicate(const Collapsed& c, const PairModel& model, const double* wi
     w.g.swap(w.g_new);
     previous = gn;
     gn = gn_new;
-    converged = gn <= opt.tol;
+    converged = gn <= tol;
   }
   if (model.alpha == 0.0) {
     double mean = 0.0;
@@ -365,18 +429,79 @@ void replicate_weights(const Collapsed& c, const std::int64_t* counts, double* w
 
 }  // namespace
 
-void draw_unit_counts(const Collapsed& c, std::uint64_t seed, std::int64_t replicate, std::int64_t* counts) {
-  Stream g(seed, static_cast<std::uint64_t>(replicate));
-  std::int64_t left = c.draws, mass = c.draws;
+UnitSampler::UnitSampler(const Collapsed& c) : draws_(c.draws) {
   const size_t U = c.unit_count.size();
-  for (size_t u = 0; u < U; ++u) {
-    const std::int64_t size = c.unit_count[u];
-    std::int64_t k = 0;
-    if (left > 0) k = size >= mass ? left : binomial(g, left, static_cast<double>(size) / static_cast<double>(mass));
-    counts[u] = k;
-    left -= k;
-    mass -= size;
+  if (U == 0 || draws_ <= 0) return;
+  // Poisson totals when the units hold many copies each; else plain categorical draws.
+  const double N = static_cast<double>(draws_);
+  if (draws_ >= 2 * static_cast<std::int64_t>(U) && draws_ >= 64) {
+    lambda_ = N - 2.0 * std::sqrt(N);
+    poisson_.resize(U);
+    double largest = 0.0;
+    for (size_t u = 0; u < U; ++u) {
+      poisson_[u] = poisson_constants(lambda_ * (static_cast<double>(c.unit_count[u]) / N));
+      largest = std::max(largest, poisson_[u].mu);
+    }
+    // log(k!) tabulated over the likely draws (at most 2^16 entries), exactly up to 255.
+    const double reach = std::min(largest + 12.0 * std::sqrt(largest) + 64.0, 65536.0);
+    log_factorial_.resize(static_cast<size_t>(reach));
+    for (size_t k = 0; k < log_factorial_.size(); ++k) {
+      log_factorial_[k] = k < 256 ? std::lgamma(k + 1.0) : log_factorial_stirling(static_cast<double>(k));
+    }
   }
+  // Walker's alias table in exact integers: unit u has weight unit_count[u] * U over U
+  // columns of capacity draws; column x keeps x below threshold[x], else gives alias[x].
+  threshold_.assign(U, draws_);
+  alias_.resize(U);
+  std::vector<unsigned __int128> w(U);
+  std::vector<std::int64_t> small, large;
+  const unsigned __int128 cap = static_cast<unsigned __int128>(draws_);
+  for (size_t u = 0; u < U; ++u) {
+    alias_[u] = static_cast<std::int64_t>(u);
+    w[u] = static_cast<unsigned __int128>(c.unit_count[u]) * U;
+    (w[u] < cap ? small : large).push_back(static_cast<std::int64_t>(u));
+  }
+  while (!small.empty() && !large.empty()) {
+    const std::int64_t x = small.back(), l = large.back();
+    small.pop_back();
+    threshold_[x] = static_cast<std::int64_t>(w[x]);
+    alias_[x] = l;
+    w[l] -= cap - w[x];
+    if (w[l] < cap) {
+      large.pop_back();
+      small.push_back(l);
+    }
+  }
+}
+
+void UnitSampler::draw(std::uint64_t seed, std::int64_t replicate, std::int64_t* counts) const {
+  const size_t U = threshold_.size();
+  if (lambda_ == 0.0 || draws_ <= 0) std::fill(counts, counts + U, std::int64_t{0});
+  if (U == 0 || draws_ <= 0) return;
+  Stream g(seed, static_cast<std::uint64_t>(replicate));
+  std::int64_t drawn = 0;
+  if (lambda_ > 0.0) {
+    const LogFactorial log_fact{log_factorial_.data(), static_cast<double>(log_factorial_.size())};
+    do {  // independent Poissons, kept when their total does not pass draws (P > 0.97)
+      drawn = 0;
+      for (size_t u = 0; u < U; ++u) {
+        const Poisson& c = poisson_[u];
+        const std::int64_t k = c.mu >= 10.0 ? poisson_ptrs(g, c, log_fact) : poisson_inversion(g, c);
+        counts[u] = k;
+        drawn += k;
+      }
+    } while (drawn > draws_);
+  }
+  const std::uint64_t columns = U, capacity = static_cast<std::uint64_t>(draws_);
+  for (; drawn < draws_; ++drawn) {
+    const std::uint64_t x = g.below(columns);
+    const std::int64_t y = static_cast<std::int64_t>(g.below(capacity));
+    counts[y < threshold_[x] ? x : static_cast<std::uint64_t>(alias_[x])] += 1;
+  }
+}
+
+void draw_unit_counts(const Collapsed& c, std::uint64_t seed, std::int64_t replicate, std::int64_t* counts) {
+  UnitSampler(c).draw(seed, replicate, counts);
 }
 
 BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const BootstrapOptions& opt,
@@ -390,13 +515,14 @@ BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const Boo
   res.converged.assign(static_cast<size_t>(B), 0);
   const PairModel model{opt.gaussian, opt.alpha, opt.beta};
   const bool dense = n <= opt.dense_limit;
-  // The shared Hessian at s0 under the full data.
-  std::vector<double> L0;
+  // The shared inverse Hessian at s0 under the full data.
+  std::vector<double> M0;
   if (dense) {
-    L0.resize(static_cast<size_t>(n) * n);
+    std::vector<double> L0(static_cast<size_t>(n) * n);
     hessian(c, model, c.total.data(), c.wins.data(), s0, L0.data());
-    if (!cholesky(n, L0.data())) L0.clear();
+    if (cholesky(n, L0.data())) M0 = chol_inverse(n, L0.data());
   }
+  const UnitSampler sampler = given_counts ? UnitSampler(Collapsed{}) : UnitSampler(c);
   // Replicates are independent: one per thread (each is far too small to share).
   const int threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(resolve_threads(opt.n_threads, B * static_cast<count_t>(P) + 20000), B)));
 #ifdef PYCOMP_WITH_OPENMP
@@ -411,13 +537,14 @@ BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const Boo
 #endif
     for (std::int64_t r = 0; r < B; ++r) {
       const std::int64_t* drawn = given_counts ? given_counts + static_cast<size_t>(r) * U : counts.data();
-      if (!given_counts) draw_unit_counts(c, opt.seed, r, counts.data());
+      if (!given_counts) sampler.draw(opt.seed, r, counts.data());
       replicate_weights(c, drawn, wins.data(), total.data());
       double* s = res.scores.data() + static_cast<size_t>(r) * n;
       bool ok = false;
       if (dense) {
         std::copy(s0, s0 + n, s);
-        res.n_iter[r] = dense_replicate(c, model, wins.data(), total.data(), L0.empty() ? nullptr : L0.data(), opt,
+        scratch.largest_weight = largest_item_weight(c, total.data(), scratch.y.data());
+        res.n_iter[r] = dense_replicate(c, model, wins.data(), total.data(), M0.empty() ? nullptr : M0.data(), opt,
                                         s, scratch, ok);
       } else {
         res.n_iter[r] = sparse_replicate(c, opt, wins.data(), total.data(), s, ok);

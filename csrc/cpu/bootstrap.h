@@ -17,7 +17,7 @@ struct BootstrapOptions {
   bool gaussian = false;
   double alpha = 1.0;
   double beta = 0.5;
-  double tol = 1e-8;
+  double tol = 1e-8;  // gradient norm; dense replicates also stop below 1e-9 x the largest item weight
   int max_iter = 100;
   int n_threads = 0;
   std::int64_t replicates = 0;
@@ -32,8 +32,29 @@ struct BootstrapResult {
   std::vector<unsigned char> converged;  // [replicates]
 };
 
-// The multinomial counts of one replicate: counts[u] copies of unit u drawn, from the
-// random stream of (seed, replicate).
+// Draws the multinomial counts of the resampling units: `draws` units with replacement,
+// unit u with probability unit_count[u] / draws. Built once per Collapsed (per-unit
+// constants, an alias table); draw() is then thread-safe.
+class UnitSampler {
+ public:
+  explicit UnitSampler(const Collapsed& c);
+  // counts[u] copies of unit u drawn, from the random stream of (seed, replicate).
+  void draw(std::uint64_t seed, std::int64_t replicate, std::int64_t* counts) const;
+
+  struct Poisson {  // Poisson(mu) by PTRS (mu >= 10) or by inversion (mu < 10, b = exp(-mu))
+    double mu, b, a, two_a, inv_alpha, v_r, log_mu, shift;
+  };
+
+ private:
+  std::int64_t draws_ = 0;
+  double lambda_ = 0.0;                 // expected Poisson total (0: plain categorical draws)
+  std::vector<Poisson> poisson_;        // [U]
+  std::vector<double> log_factorial_;   // log(k!) for small k
+  std::vector<std::int64_t> threshold_;  // [U] exact integer alias table, columns of capacity draws
+  std::vector<std::int64_t> alias_;     // [U]
+};
+
+// The multinomial counts of one replicate (UnitSampler(c).draw).
 void draw_unit_counts(const Collapsed& c, std::uint64_t seed, std::int64_t replicate, std::int64_t* counts);
 
 // Runs the bootstrap from the full solution s0 [n]. With `given_counts` (replicates x U,

@@ -154,6 +154,9 @@ inline SolveResult bt_newton(const DeviceGraph& graph, const DeviceComponents& c
     progress.step = "Newton: conjugate gradients";
     const LaplacianPlusDiagonal hessian{&graph, raw(at.curv), raw(at.prior), 0.0, &hv_rows};
     res.n_inner += pcg(n, hessian, at.diag, at.g, -1.0, dir, true, target, max_cg, cg);
+    // With alpha = 0 the Hessian is singular along each component's constant vector, and
+    // a CG asked for more than the rounding of g allows grows dir along it: drop that part.
+    if (centred) centre_components(comp, dir);
     double slope = dot(n, raw(at.g), raw(dir));
     if (!(slope < 0)) {
       slope = over_items(n, SteepestDescent{raw(at.g), raw(at.diag), raw(dir)}).sum;

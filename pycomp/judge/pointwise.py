@@ -300,14 +300,18 @@ def score_items(
             records.append(rec)
         return records
 
-    def too_long(k, exc):
+    def describe(k):
         where = f" in group {groups[k]!r}" if groups is not None else ""
-        return ValueError(f"the prompt scoring item {ids[k]!r}{where} (row {k + 1}) has {exc.n_tokens} tokens, more "
-                          f"than the model's context of {exc.limit}; shorten the item or its context")
+        return f"the prompt scoring item {ids[k]!r}{where} (row {k + 1})"
+
+    def too_long(k, exc):
+        return ValueError(f"{describe(k)} has {exc.n_tokens} tokens, more than the model's context of {exc.limit}; "
+                          f"shorten the item or its context")
 
     run = run_prompts(backend, prompts, keys, log, make_records, lambda rec: rec["logp"],
                       batches=lambda todo: _batches(todo, prompts, contexts, batch_size, backend.sort_key),
-                      too_long=too_long, cache=cache, progress=progress, unit="item", on_batch=on_batch)
+                      too_long=too_long, describe=describe, cache=cache, progress=progress, unit="item",
+                      on_batch=on_batch)
 
     logp = np.array([run.done[key]["logp"] for key in keys], dtype=np.float64).reshape(n, len(labels))
     scores = LabelScores(logp=logp)

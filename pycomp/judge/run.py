@@ -381,6 +381,7 @@ def run_prompts(
     *,
     batches: Callable[[List[int]], List[List[int]]],
     too_long: Callable[[int, PromptTooLongError], Exception],
+    describe: Optional[Callable[[int], str]] = None,
     cache=None,
     progress: bool = True,
     unit: str = "cmp",
@@ -406,6 +407,9 @@ def run_prompts(
         Splits the prompts to judge into batches.
     too_long : callable(index, PromptTooLongError) -> Exception
         The error to raise for an over-long prompt (naming its items).
+    describe : callable(index) -> str, optional
+        What prompt ``index`` judges (e.g. "comparing item 'a' with 'b'"), added to
+        the message of a request that failed for good at an endpoint.
     cache : pycomp.judge.cache.JudgementCache, optional
     progress : bool
     unit : str
@@ -464,6 +468,8 @@ def run_prompts(
                 scores = backend.label_logprobs([prompts[k] for k in batch])
             except PromptTooLongError as exc:
                 raise too_long(batch[exc.index], exc) from None
+            except Exception as exc:
+                raise _with_item(exc, batch, describe) from None
             records = make_records(batch, scores)
             for rec in records:
                 if cache is not None:
@@ -483,6 +489,19 @@ def run_prompts(
             bar.close()
     return PromptRun(done=done, n_prompts=len(first), n_from_log=n_from_log, n_from_cache=n_from_cache,
                      n_judged=n_done, seconds=time.perf_counter() - start)
+
+
+def _with_item(exc: Exception, batch: Sequence[int], describe: Optional[Callable[[int], str]]) -> Exception:
+    """``exc`` itself, or an endpoint failure restated with the item its prompt judges."""
+    from pycomp.judge.http import EndpointError
+
+    index = getattr(exc, "index", None)
+    if describe is None or not isinstance(exc, EndpointError) or not isinstance(index, int):
+        return exc
+    if not 0 <= index < len(batch):
+        return exc
+    return EndpointError(f"{exc} ({describe(batch[index])})", url=exc.url, model=exc.model, index=index,
+                         status=exc.status)
 
 
 def judge_pairs(
@@ -599,18 +618,20 @@ def judge_pairs(
             records.append(rec)
         return records
 
-    def too_long(k, exc):
+    def describe(k):
         where = f" (group {groups[order_a[k]]!r})" if groups is not None else ""
+        return f"the prompt comparing item {ids[order_a[k]]!r} with {ids[order_b[k]]!r}{where}"
+
+    def too_long(k, exc):
         return ValueError(
-            f"the prompt comparing item {ids[order_a[k]]!r} with {ids[order_b[k]]!r}{where} has "
-            f"{exc.n_tokens} tokens, more than the model's context of {exc.limit}; shorten the items or the "
-            f"context"
+            f"{describe(k)} has {exc.n_tokens} tokens, more than the model's context of {exc.limit}; shorten the "
+            f"items or the context"
         )
 
     run = run_prompts(
         backend, prompts, keys, log, make_records, lambda rec: [rec["logp_a"], rec["logp_b"]],
         batches=lambda todo: order_batches(todo, prompts, order_a, pairs, contexts, batch_size, backend.sort_key),
-        too_long=too_long, cache=cache, progress=progress, on_batch=on_batch,
+        too_long=too_long, describe=describe, cache=cache, progress=progress, on_batch=on_batch,
     )
     done = run.done
 

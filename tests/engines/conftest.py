@@ -53,9 +53,14 @@ ENGINE_FIXTURES = {"vllm_backend", "vllm_server", "openai_backend_factory"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Without vLLM or httpx, skip the tests here that use an engine, with the reason."""
+    """Without vLLM or httpx, skip the tests here that use an engine, with the reason.
+
+    With ``PYCOMP_REQUIRE_ENGINES=1`` (set by ``.ci/run``) a missing engine is an error instead.
+    """
     if not MISSING:
         return
+    if os.environ.get("PYCOMP_REQUIRE_ENGINES") == "1":
+        raise pytest.UsageError(f"PYCOMP_REQUIRE_ENGINES=1 but the engine tests cannot run: {MISSING}")
     here = Path(__file__).resolve().parent
     skip = pytest.mark.skip(reason=MISSING)
     for item in items:

@@ -7,11 +7,6 @@ engine by 0 (another batch composition could change the summation order).
 Bound: 1e-3.
 """
 import json
-import math
-import re
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest

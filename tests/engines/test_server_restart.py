@@ -52,6 +52,7 @@ def test_killed_server_then_rerun_resumes(openai_backend_factory, vllm_server, t
         assert "error" in failure, "the run finished before the server was killed"
         message = str(failure["error"])
         assert proxy.url in message and f"model '{SERVED_NAME}'" in message, message
+        assert "the prompt comparing item" in message, message  # and which items it judged
         done = len(log.read_text().splitlines()) - 1
         assert 4 <= done < n_prompts
 
