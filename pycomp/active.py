@@ -28,17 +28,19 @@ difference's variance that one comparison removes; ``r_a`` is the *rank
 spread* of ``a``, the number of items of its group scoring within
 ``sqrt(2) se_a`` of it (the size of its likely rank error, so a pair in a
 crowded, uncertain stretch of the ranking, where Spearman loses most, comes
-first; it took 5-10% fewer comparisons than the same rule without it in
-``bench/bench_budget.py``). Pairs judged before are
-skipped, and no item takes more than a capped number of the batch's pairs, so
-one batch is not spent on a few items on a stale estimate. Everything is
+first). Pairs judged before are skipped. A first sweep over these candidates
+and the two nearest neighbours takes each item at most once; the rest of the
+batch is filled with no item in more than a capped number of its pairs, so one
+batch is not spent on a few items on a stale estimate. (The rank spread and the
+one-pair-per-item first sweep took 5-15% fewer comparisons than without them in
+``bench/bench_budget.py``.) Everything is
 deterministic given the seed and the judgements so far, which makes a killed
 run resumable: rerun it and it makes the same choices (:func:`active_rank`).
 
 What to expect (``bench/bench_budget.py``): with *soft* judgements (a probability
 with noise on the log-odds, like a model's), a comparison of two distant items
 tells about as much as one of two close items, so choosing pairs gains far less
-than with coin-flip outcomes: 1.1-1.9 times fewer comparisons than the random
+than with coin-flip outcomes: 1.1-2.1 times fewer comparisons than the random
 design for the same Spearman in the simulated judges, most of it by repairing
 the prior's pull (``alpha``) on sparsely compared items; for a weak judge no
 design can do much better than random (the benchmark's information floor).
@@ -261,8 +263,10 @@ def select_pairs(scores, se, n_pairs: int, *, groups: Optional[Sequence] = None,
         intervals overlap its own. When these leave the batch short, every pair up to
         ``window``, then ``2 window``, ... places apart is offered.
     max_per_item : int, optional
-        Most pairs of the batch one item may be in (default ``max(2, ceil(4 n_pairs / n_items))``);
-        raised automatically when that leaves the batch short.
+        Most pairs of the batch one item may be in; raised automatically when that
+        leaves the batch short. Default: a first sweep (the overlap candidates and the
+        two nearest neighbours) takes each item at most once, then the batch is filled
+        with at most ``max(2, ceil(4 n_pairs / n_items))`` pairs per item.
     seed : int
         Seed of the random partners drawn from an item's overlap range.
 
@@ -303,7 +307,10 @@ def select_pairs(scores, se, n_pairs: int, *, groups: Optional[Sequence] = None,
     spread = _rank_spread(order, codes, scores, var)
     group_size = np.bincount(codes)
     widest = int(group_size.max()) - 1
-    cap = max(2, int(math.ceil(4.0 * n_pairs / n))) if max_per_item is None else int(max_per_item)
+    regular = max(2, int(math.ceil(4.0 * n_pairs / n)))
+    # without a cap given, a first sweep over the near partners takes each item at most once
+    light = max_per_item is None
+    cap = 1 if light else int(max_per_item)
     if cap < 1:
         raise ValueError(f"max_per_item={max_per_item!r} must be >= 1")
 
@@ -315,13 +322,14 @@ def select_pairs(scores, se, n_pairs: int, *, groups: Optional[Sequence] = None,
     # short does an item get more pairs of the batch (the cap doubles).
     while n_chosen < n_pairs:
         before = n_chosen
-        w_lo, w_hi = 0, window + 1
-        while n_chosen < n_pairs and w_lo <= widest:
+        first = light and cap == 1
+        w_lo, w_hi = 0, (3 if first else window + 1)
+        while n_chosen < n_pairs and w_lo <= (1 if first else widest):
             if chosen_a:  # pairs already in the batch are not offered again
                 judged = _sorted_unique(np.concatenate([judged, _keys(chosen_a[-1], chosen_b[-1], n)]))
             if w_lo == 0:
                 a, b = _overlap_candidates(order, codes, scores, var, spread, window, OVERLAP_Z, n, judged, rng,
-                                           n_starts=min(n, 2 * n_pairs + window))
+                                           n_starts=min(n, (4 if first else 2) * n_pairs + window))
                 w_lo = 1
             else:
                 a, b = _candidates(order, codes, w_lo, w_hi, n, judged)
@@ -343,6 +351,9 @@ def select_pairs(scores, se, n_pairs: int, *, groups: Optional[Sequence] = None,
                 chosen_a.append(a[prio][got])
                 chosen_b.append(b[prio][got])
                 n_chosen += len(got)
+        if first:
+            cap = regular
+            continue
         if n_chosen == before:
             if cap > widest:
                 break  # nothing left to judge

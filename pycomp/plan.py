@@ -104,12 +104,23 @@ def all_pairs(n_items: int, groups: Optional[Sequence] = None) -> np.ndarray:
 
 
 def _regular_group(g: int, k: int, rng: np.random.Generator, max_rounds: int = 200) -> np.ndarray:
-    """Random near-k-regular simple graph on g local nodes (configuration model + edge-swap repair)."""
+    """Random near-k-regular simple graph on g local nodes (configuration model + edge-swap repair).
+
+    A dense graph (k > (g - 1) / 2) is the complement of a sparse one: near the complete
+    graph the swaps rarely find a free pair, and pairs were lost.
+    """
     if k >= g - 1:
         a, b = np.triu_indices(g, k=1)
         return np.stack([a, b], axis=1)
     if k <= 0 or g < 2:
         return np.zeros((0, 2), dtype=np.int64)
+    if 2 * k > g - 1:
+        sparse = _regular_group(g, g - 1 - k, rng, max_rounds)
+        taken = np.zeros((g, g), dtype=bool)
+        taken[sparse[:, 0], sparse[:, 1]] = True
+        a, b = np.triu_indices(g, k=1)
+        keep = ~taken[a, b]
+        return np.stack([a[keep], b[keep]], axis=1)
     stubs = np.repeat(np.arange(g, dtype=np.int64), k)
     rng.shuffle(stubs)
     if len(stubs) % 2:
@@ -139,7 +150,31 @@ def _regular_group(g: int, k: int, rng: np.random.Generator, max_rounds: int = 2
     lo, hi = np.minimum(edges[:, 0], edges[:, 1]), np.maximum(edges[:, 0], edges[:, 1])
     keep = lo != hi
     pairs = np.unique(np.stack([lo[keep], hi[keep]], axis=1), axis=0)
-    return pairs
+    return _top_up(pairs, g, k, rng)
+
+
+def _top_up(pairs: np.ndarray, g: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Add pairs between items left below degree ``k`` by an unfinished repair (rare)."""
+    degree = np.bincount(pairs.ravel(), minlength=g)
+    if degree.sum() >= g * k - 1:
+        return pairs
+    taken = np.zeros((g, g), dtype=bool)
+    taken[pairs[:, 0], pairs[:, 1]] = taken[pairs[:, 1], pairs[:, 0]] = True
+    np.fill_diagonal(taken, True)
+    added = []
+    for a in rng.permutation(g):
+        while degree[a] < k:
+            free = np.flatnonzero(~taken[a] & (degree < k))
+            if len(free) == 0:
+                break
+            b = int(rng.choice(free))
+            taken[a, b] = taken[b, a] = True
+            degree[a] += 1
+            degree[b] += 1
+            added.append((min(a, b), max(a, b)))
+    if not added:
+        return pairs
+    return np.unique(np.concatenate([pairs, np.asarray(added, dtype=np.int64)]), axis=0)
 
 
 def random_pairs(n_items: int, k: int, *, groups: Optional[Sequence] = None, seed: int = 0) -> np.ndarray:

@@ -115,6 +115,15 @@ def test_a_crowded_uncertain_stretch_of_the_ranking_comes_first():
     assert pairs.tolist() == [[2, 3]]
 
 
+@pytest.mark.parametrize("n, n_pairs, most", [(200, 20, 1), (201, 50, 1), (1000, 250, 2), (999, 600, 3)])
+def test_a_batch_is_spread_over_items_by_default(n, n_pairs, most):
+    # a first sweep takes each item at most once; the fill after it at most max(2, ceil(4 n_pairs / n))
+    scores, se, _, _ = _case(n, seed=n)
+    pairs = A.select_pairs(scores, se, n_pairs)
+    assert len(pairs) == n_pairs
+    assert np.bincount(pairs.ravel(), minlength=n).max() <= most
+
+
 def test_selection_spreads_a_batch_over_items():
     scores, se, _, _ = _case(200, seed=4)
     pairs = A.select_pairs(scores, se, 100, max_per_item=2)

@@ -84,6 +84,23 @@ def test_random_design_in_groups():
     assert small.tolist() == [[0, 1], [0, 2], [1, 2], [3, 4]]
 
 
+@pytest.mark.parametrize("g", [9, 16, 17])
+def test_dense_random_design_in_groups_loses_no_pair(g):
+    # Near the complete graph the configuration model's repair used to give up and drop pairs
+    # (groups of 16 with k = 10..14 got 390-426 pairs instead of 400-560).
+    groups = np.repeat(np.arange(5), g)
+    for k in range(1, g - 1):
+        pairs = random_pairs(5 * g, k, groups=groups, seed=3)
+        _valid(pairs, 5 * g)
+        deg = degrees(pairs, 5 * g)
+        assert np.all(groups[pairs[:, 0]] == groups[pairs[:, 1]])
+        for grp in range(5):
+            d = deg[groups == grp]
+            # every item has k comparisons; when g * k is odd one item has one more or one fewer
+            assert np.sum(d != k) <= 1 and d.min() >= k - 1 and d.max() <= k + 1, (g, k, d)
+            assert abs(int(d.sum()) - g * k) <= 1
+
+
 def test_random_design_rejects_bad_k():
     with pytest.raises(ValueError, match="k=0"):
         random_pairs(10, 0)
