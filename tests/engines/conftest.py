@@ -169,7 +169,16 @@ def vllm_backend():
     from pycomp.judge.vllm_backend import VLLMBackend
 
     start = time.perf_counter()
-    backend = VLLMBackend.load("smollm2-135m", max_model_len=MAX_MODEL_LEN, gpu_memory_utilization=0.3)
+    preload = os.environ.get("LD_PRELOAD")
+    try:
+        backend = VLLMBackend.load("smollm2-135m", max_model_len=MAX_MODEL_LEN, gpu_memory_utilization=0.3)
+    finally:
+        # vLLM's CPU platform sets LD_PRELOAD (its libgomp, tcmalloc) for the workers it spawns at start;
+        # later tests' subprocesses must not inherit it.
+        if preload is None:
+            os.environ.pop("LD_PRELOAD", None)
+        else:
+            os.environ["LD_PRELOAD"] = preload
     backend.start_seconds = round(time.perf_counter() - start, 1)
     yield backend
     backend.close()
