@@ -197,3 +197,27 @@ class JudgeBackend(abc.ABC):
     def describe(self) -> dict:
         """Settings recorded in run.json (defaults to the fingerprint)."""
         return self.fingerprint()
+
+
+def model_fingerprint(name: str, info: dict, use_chat_template: bool, label_ids) -> dict:
+    """The fingerprint of a backend that runs a model of its own (transformers, vLLM in-process).
+
+    Parameters
+    ----------
+    name : str
+        The backend's name.
+    info : dict
+        What :func:`pycomp.judge.models.load_model` found: identity, adapter hash, dtype, quantization.
+    use_chat_template : bool
+    label_ids : sequence of sequence of int
+        The token ids of each label's spellings.
+    """
+    return {
+        "backend": name,
+        "model": info.get("identity") or info.get("model"),
+        "adapter": info.get("adapter_sha256"),
+        "dtype": info.get("dtype"),
+        "quantization": info.get("quantization", "none"),
+        "chat_template": use_chat_template,
+        "label_ids": [list(map(int, ids)) for ids in label_ids],
+    }

@@ -6,7 +6,9 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from pycomp.judge.backend import JudgeBackend, LabelScores, PromptTooLongError, check_label_ids, check_labels
+from pycomp.judge.backend import (
+    JudgeBackend, LabelScores, PromptTooLongError, check_label_ids, check_labels, model_fingerprint,
+)
 from pycomp.judge.padding import left_pad, position_ids
 
 _PROBE_USER = "Which text is better, text A or text B?"
@@ -140,15 +142,7 @@ class TransformersBackend(JudgeBackend):
         return text + answer_prefix
 
     def fingerprint(self) -> dict:
-        return {
-            "backend": self.name,
-            "model": self.info.get("identity") or self.info.get("model"),
-            "adapter": self.info.get("adapter_sha256"),
-            "dtype": self.info.get("dtype"),
-            "quantization": self.info.get("quantization", "none"),
-            "chat_template": self.use_chat_template,
-            "label_ids": [list(map(int, ids)) for ids in self.label_ids],
-        }
+        return model_fingerprint(self.name, self.info, self.use_chat_template, self.label_ids)
 
     def describe(self) -> dict:
         out = dict(self.info)

@@ -27,7 +27,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pycomp.judge.backend import JudgeBackend, LabelScores, PromptTooLongError, check_label_ids, check_labels
+from pycomp.judge.backend import (
+    JudgeBackend, LabelScores, PromptTooLongError, check_label_ids, check_labels, model_fingerprint,
+)
 
 __all__ = ["VLLMBackend", "engine_kwargs"]
 
@@ -221,15 +223,7 @@ class VLLMBackend(JudgeBackend):
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + answer_prefix
 
     def fingerprint(self) -> dict:
-        return {
-            "backend": self.name,
-            "model": self.info.get("identity") or self.info.get("model"),
-            "adapter": self.info.get("adapter_sha256"),
-            "dtype": self.info.get("dtype"),
-            "quantization": self.info.get("quantization", "none"),
-            "chat_template": self.use_chat_template,
-            "label_ids": [list(map(int, ids)) for ids in self.label_ids],
-        }
+        return model_fingerprint(self.name, self.info, self.use_chat_template, self.label_ids)
 
     def describe(self) -> dict:
         out = dict(self.info)
