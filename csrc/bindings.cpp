@@ -18,6 +18,7 @@
 #endif
 
 #include "core/cuda_info.h"
+#include "bindings_common.h"
 #include "core/validate.h"
 #include "cpu/memory.h"
 #include "cpu/parallel.h"
@@ -186,26 +187,8 @@ SolveOptions read_options(double alpha, double beta, double tol, int max_iter, i
   return opt;
 }
 
-template <class T>
-py::array_t<T> to_numpy(const std::vector<T>& v) {
-  py::array_t<T> out(static_cast<py::ssize_t>(v.size()));
-  std::copy(v.begin(), v.end(), out.mutable_data());
-  return out;
-}
-
-py::dict to_dict(const SolveResult& r) {
-  py::dict d;
-  d["scores"] = to_numpy(r.scores);
-  d["n_iter"] = r.n_iter;
-  d["n_inner"] = r.n_inner;
-  d["converged"] = r.converged;
-  d["grad_norm"] = r.grad_norm;
-  d["objective"] = r.objective;
-  d["n_components"] = r.graph.n_components;
-  d["labels"] = to_numpy(r.graph.labels);
-  d["component_sizes"] = to_numpy(r.graph.sizes);
-  return d;
-}
+using bindings::to_dict;
+using bindings::to_numpy;
 
 // Raises pycomp.exceptions.NoOptimumError (a ValueError) carrying the offending group.
 void translate_no_optimum(std::exception_ptr error) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings_common.h"
 #include "core/validate.h"
 #include "cpu/solvers.h"
 #include "thrust/backend.h"
@@ -172,26 +173,8 @@ BtMethod parse_method(const std::string& method) {
   throw std::invalid_argument("method = '" + method + "' is not a PoE-BT method: use 'newton', 'mm' or 'newman'");
 }
 
-template <class T>
-py::array_t<T> to_numpy(const std::vector<T>& v) {
-  py::array_t<T> out(static_cast<py::ssize_t>(v.size()));
-  std::copy(v.begin(), v.end(), out.mutable_data());
-  return out;
-}
-
-py::dict to_dict(const SolveResult& r) {
-  py::dict d;
-  d["scores"] = to_numpy(r.scores);
-  d["n_iter"] = r.n_iter;
-  d["n_inner"] = r.n_inner;
-  d["converged"] = r.converged;
-  d["grad_norm"] = r.grad_norm;
-  d["objective"] = r.objective;
-  d["n_components"] = r.graph.n_components;
-  d["labels"] = to_numpy(r.graph.labels);
-  d["component_sizes"] = to_numpy(r.graph.sizes);
-  return d;
-}
+using bindings::to_dict;
+using bindings::to_numpy;
 
 // The alpha = 0 existence check of the CPU backend, on the host comparisons.
 void require_optimum(const GraphInfo& graph, const Comparisons& c, void*) { cpu::require_bt_optimum_exists(c, graph); }

@@ -169,5 +169,24 @@ PYCOMP_HD BtTerms bt_prior_terms(double s, double alpha) {
   return bt_terms<WithLoss>(s, alpha, 2.0 * alpha);
 }
 
+// Newman's step size (host side): halved when the gradient norm grows, restored by 1.25x
+// after 8 sweeps in a row that shrink it, kept in [1/1024, 1].
+struct NewmanDamping {
+  double omega = 1.0;
+  double prev_gnorm = INFINITY;
+  int shrinking = 0;
+
+  void update(double gnorm) {
+    if (gnorm > prev_gnorm) {
+      omega = omega * 0.5 > 1.0 / 1024 ? omega * 0.5 : 1.0 / 1024;
+      shrinking = 0;
+    } else if (++shrinking >= 8 && omega < 1.0) {
+      omega = omega * 1.25 < 1.0 ? omega * 1.25 : 1.0;
+      shrinking = 0;
+    }
+    prev_gnorm = gnorm;
+  }
+};
+
 PYCOMP_ISA_END
 }  // namespace pycomp

@@ -42,8 +42,9 @@ SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, cons
         return ItemTotals{};
       });
     }
-    double omega = 1.0, prev_gnorm = INFINITY, gnorm = INFINITY;
-    int shrinking = 0, it = 0;
+    double gnorm = INFINITY;
+    NewmanDamping damping;
+    int it = 0;
     while (true) {
       // One pass: the update direction and the gradient at the current scores.
       ItemTotals tot;
@@ -92,17 +93,8 @@ SolveResult bt_fixed_point(const ItemGraph& graph, const SolveOptions& opt, cons
       gnorm = tot.max;
       // A NaN gradient (an overflow) stays NaN: stop, unconverged.
       if (gnorm <= opt.tol || it >= opt.max_iter || std::isnan(gnorm)) break;
-      if (method == BtMethod::Newman) {
-        if (gnorm > prev_gnorm) {
-          omega = std::max(omega * 0.5, 1.0 / 1024);
-          shrinking = 0;
-        } else if (++shrinking >= 8 && omega < 1.0) {
-          omega = std::min(1.0, omega * 1.25);
-          shrinking = 0;
-        }
-        prev_gnorm = gnorm;
-      }
-      const double w = omega;
+      if (method == BtMethod::Newman) damping.update(gnorm);
+      const double w = damping.omega;
       for_items(n, threads, [&](index_t a) {
         s[a] += w * step[a];
         return ItemTotals{};

@@ -270,8 +270,9 @@ inline SolveResult bt_fixed_point(const DeviceGraph& graph, const DeviceComponen
     row_reduce(graph, EntryWins{en.wins}, thr::plus<double>(), 0.0, win_rows);
   }
   progress.step = method == BtMethod::MM ? "MM: sweep" : "Newman: sweep";
-  double omega = 1.0, prev_gnorm = INFINITY, gnorm = INFINITY;
-  int shrinking = 0, it = 0;
+  double gnorm = INFINITY;
+  NewmanDamping damping;
+  int it = 0;
   while (true) {
     if (method == BtMethod::MM) {
       row_reduce(graph, MMEntry{en, raw(s)}, thr::plus<double>(), 0.0, expected_rows);
@@ -281,17 +282,8 @@ inline SolveResult bt_fixed_point(const DeviceGraph& graph, const DeviceComponen
       gnorm = over_items(n, NewmanItem{raw(newman_rows), raw(s), alpha, raw(step)}).max;
     }
     if (gnorm <= opt.tol || it >= opt.max_iter || std::isnan(gnorm)) break;
-    if (method == BtMethod::Newman) {
-      if (gnorm > prev_gnorm) {
-        omega = std::max(omega * 0.5, 1.0 / 1024);
-        shrinking = 0;
-      } else if (++shrinking >= 8 && omega < 1.0) {
-        omega = std::min(1.0, omega * 1.25);
-        shrinking = 0;
-      }
-      prev_gnorm = gnorm;
-    }
-    for_each_index(n, TakeStep{raw(step), omega, raw(s)});
+    if (method == BtMethod::Newman) damping.update(gnorm);
+    for_each_index(n, TakeStep{raw(step), damping.omega, raw(s)});
     if (centred) centre_components(comp, s);
     ++it;
   }
