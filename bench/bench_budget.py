@@ -14,10 +14,17 @@ Designs (named baselines, same judge answers or the same simulated judge):
 A **comparison** here is one unordered pair judged in both orders (two prompts).
 Scores come from :func:`pycomp.solve` (PoE-BT, alpha = 1) on the combined probabilities.
 
-(a) Simulated judges with known scores ``s ~ N(0, 1)``: the judge's answer with ``a``
-shown first is ``sig(strength (s_a - s_b) + bias + noise * e)``, ``e ~ N(0, 1)`` fresh for
-every ordered judgement, position bias ``bias = 0.4``; both orders are combined as
-pycomp combines them. Judges: weak (strength 1, noise 1), medium (3, 1), strong (6, 0.5).
+(a) Simulated judges with known scores ``s ~ N(0, 1)``, position bias ``bias = 0.4``, both
+orders combined as pycomp combines them, in two families:
+
+* soft (``weak``, ``medium``, ``strong``): the judge's answer with ``a`` shown first is the
+  probability ``sig(strength (s_a - s_b) + bias + noise * e)``, ``e ~ N(0, 1)`` fresh for
+  every ordered judgement, like a model's P(A) read from its log-probabilities: weak
+  (strength 1, noise 1), medium (3, 1), strong (6, 0.5);
+* coin flips (``coin-weak``, ``coin-medium``, ``coin-strong``): Bradley-Terry noise
+  itself, each ordered answer a win or a loss drawn with probability
+  ``sig(strength (s_a - s_b) + bias)`` (strength 1, 3, 6), like a judge whose answer is
+  sampled as text; the combined p is 0, 1/2 or 1.
 
 (b) Real judgements replayed: every within-article pair of the first SummEval articles judged
 once by SmolLM2-135M in both orders (``bench/data/summeval_smollm2_pairs.csv``, written by
@@ -35,8 +42,9 @@ an asymptotic Cramer-Rao bound on the comparisons any design needs for the targe
 Spearman with an unbiased estimator: with ``D_i ~ n f(s_i) e_i`` the rank error of item
 ``i`` (``f`` the density of the true scores, ``e_i`` its score error),
 ``E[1 - rho] ~ (6/n) sum_i f_i^2 var(e_i)``, ``var(e_i) >= 1 / I_i`` and
-``sum_i I_i <= 2 m I_max`` where ``I_max = 2 strength^2 / noise^2`` is the Fisher
-information the two ordered answers carry about ``s_a - s_b``; minimising over the
+``sum_i I_i <= 2 m I_max`` where ``I_max`` is the most Fisher information the two ordered
+answers carry about ``s_a - s_b`` (``2 strength^2 / noise^2`` for the soft judges,
+``2 strength^2 / 4`` for coin flips, reached at ``s_a = s_b``); minimising over the
 ``I_i`` gives ``m >= 3 (sum_i f_i)^2 / (n (1 - rho) I_max)``. Where the floor exceeds a third
 of random's comparisons, no design reaches the target. And ``--prior-alpha`` repeats the
 random and active curves (and the reference) with a weaker prior, to show how much of
@@ -73,21 +81,31 @@ from utils import git_commit, machine_info, markdown_table  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "summeval" / "summeval.jsonl"
 DEFAULT_REAL = HERE / "data" / "summeval_smollm2_pairs.csv"
-JUDGES = {"weak": (1.0, 1.0), "medium": (3.0, 1.0), "strong": (6.0, 0.5)}
+# name: (family, strength, noise on the log-odds)
+JUDGES = {"weak": ("soft", 1.0, 1.0), "medium": ("soft", 3.0, 1.0), "strong": ("soft", 6.0, 0.5),
+          "coin-weak": ("coin", 1.0, 0.0), "coin-medium": ("coin", 3.0, 0.0), "coin-strong": ("coin", 6.0, 0.0)}
 BIAS = 0.4
 PER_ITEM = (1, 2, 3, 4, 6, 8, 12, 16, 24)
 
 
-def simulated_judge(truth, strength, noise, seed):
-    """Both orders of a BT judge with logit noise and a position bias, combined; counts what it is asked."""
+def simulated_judge(truth, strength, noise, seed, family="soft"):
+    """Both orders of a BT judge with a position bias, combined; counts what it is asked.
+
+    ``family="soft"``: each order's answer is a probability with noise on its log-odds;
+    ``"coin"``: each order's answer is a win (1) or a loss (0) drawn from the BT probability.
+    """
     rng = np.random.default_rng(seed)
 
     def judge(pairs):
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         judge.asked += len(pairs)
         d = strength * (truth[pairs[:, 0]] - truth[pairs[:, 1]])
-        p_ab = 1 / (1 + np.exp(-(d + BIAS + noise * rng.standard_normal(len(d)))))
-        p_ba = 1 / (1 + np.exp(-(-d + BIAS + noise * rng.standard_normal(len(d)))))
+        if family == "coin":
+            p_ab = (rng.random(len(d)) < 1 / (1 + np.exp(-(d + BIAS)))).astype(float)
+            p_ba = (rng.random(len(d)) < 1 / (1 + np.exp(-(-d + BIAS)))).astype(float)
+        else:
+            p_ab = 1 / (1 + np.exp(-(d + BIAS + noise * rng.standard_normal(len(d)))))
+            p_ba = 1 / (1 + np.exp(-(-d + BIAS + noise * rng.standard_normal(len(d)))))
         return (p_ab + 1 - p_ba) / 2
 
     judge.asked = 0
@@ -102,10 +120,12 @@ def solve(n, pairs, p, alpha=1.0):
         return pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, alpha=alpha, device="cpu").scores
 
 
-def information_floor(truth, strength, noise, target):
+def information_floor(truth, strength, noise, target, family="soft"):
     """Comparisons any design needs for Spearman ``target`` by the asymptotic Cramer-Rao bound (docstring)."""
     density = np.exp(-0.5 * truth ** 2) / np.sqrt(2 * np.pi)
-    return float(3.0 * density.sum() ** 2 / (len(truth) * (1.0 - target) * 2.0 * strength ** 2 / noise ** 2))
+    # Fisher information of the two ordered answers about s_a - s_b, at its largest
+    i_max = 2.0 * strength ** 2 / noise ** 2 if family == "soft" else 2.0 * strength ** 2 / 4.0
+    return float(3.0 * density.sum() ** 2 / (len(truth) * (1.0 - target) * i_max))
 
 
 def merge_sort(items, judge):
@@ -169,7 +189,11 @@ def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True
     from pycomp import active as A
     from pycomp import plan as P
 
-    strength, noise = JUDGES[judge_name]
+    family, strength, noise = JUDGES[judge_name]
+
+    def make_judge(truth, seed):
+        return simulated_judge(truth, strength, noise, seed, family)
+
     per_item = [c for c in PER_ITEM if c <= max_per_item]
     rows = {"random": {}, "greedy": {}, "active": {}, "sort": [], "all": []}
     timing = {"random": 0.0, "greedy": 0.0, "active": 0.0, "sort": 0.0}
@@ -179,14 +203,14 @@ def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True
         for c in per_item:
             t0 = time.perf_counter()
             pairs = P.random_pairs(n, c, seed=seed)
-            rho = spearman(solve(n, pairs, simulated_judge(truth, strength, noise, [seed, 1, c])(pairs), alpha),
+            rho = spearman(solve(n, pairs, make_judge(truth, [seed, 1, c])(pairs), alpha),
                            truth)
             rows["random"].setdefault(c, []).append((len(pairs), rho))
             timing["random"] += time.perf_counter() - t0
             if baselines and n <= 10_000 and (n <= 1000 or c <= 8):
                 t0 = time.perf_counter()
                 pairs = P.greedy_pairs(n, c, seed=seed)
-                rho = spearman(solve(n, pairs, simulated_judge(truth, strength, noise, [seed, 2, c])(pairs)), truth)
+                rho = spearman(solve(n, pairs, make_judge(truth, [seed, 2, c])(pairs)), truth)
                 rows["greedy"].setdefault(c, []).append((len(pairs), rho))
                 timing["greedy"] += time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -195,18 +219,18 @@ def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True
         def record(rec, sol):
             rows["active"].setdefault(rec["round"], []).append((rec["n_pairs_total"], spearman(sol.scores, truth)))
 
-        A.active_rank(simulated_judge(truth, strength, noise, [seed, 3]), n, budget,
+        A.active_rank(make_judge(truth, [seed, 3]), n, budget,
                       batch_pairs=max(1, n // 4), seed=seed, alpha=alpha, on_round=record)
         timing["active"] += time.perf_counter() - t0
         if baselines:
             t0 = time.perf_counter()
-            judge = simulated_judge(truth, strength, noise, [seed, 4])
+            judge = make_judge(truth, [seed, 4])
             scores = sort_scores(n, judge)
             rows["sort"].append((judge.asked, spearman(scores, truth)))
             timing["sort"] += time.perf_counter() - t0
         # all pairs would be n(n-1)/2 = 50M at 10k: there random k = 200 stands in for them
         pairs = P.all_pairs(n) if n <= 1000 else P.random_pairs(n, 200, seed=seed)
-        p = simulated_judge(truth, strength, noise, [seed, 5])(pairs)
+        p = make_judge(truth, [seed, 5])(pairs)
         rows["all"].append((len(pairs), spearman(solve(n, pairs, p, alpha), truth)))
         truths.append(truth)
         log(f"  N={n} {judge_name} alpha {alpha:g} seed {seed}: done ({sum(timing.values()):.0f} s so far)")
@@ -216,9 +240,9 @@ def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True
     target = ref - 0.02
     need = {d: needed(curves[d], target) for d in curves}
     ratio = need["random"] / need["active"] if need["random"] and need["active"] else None
-    floor = float(np.mean([information_floor(t, strength, noise, target) for t in truths]))
+    floor = float(np.mean([information_floor(t, strength, noise, target, family) for t in truths]))
     return {
-        "n_items": n, "judge": judge_name, "strength": strength, "noise": noise, "bias": BIAS, "seeds": seeds,
+        "n_items": n, "judge": judge_name, "family": family, "strength": strength, "noise": noise, "bias": BIAS, "seeds": seeds,
         "alpha": alpha, "information_floor": floor,
         "reference": "all pairs" if n <= 1000 else "random k=200 (all pairs would be 50M)",
         "reference_pairs": ref_pairs, "reference_spearman": ref, "target_spearman": target,
@@ -311,7 +335,7 @@ def million(log, repeats=3):
     t0 = time.perf_counter()
     pairs = P.random_pairs(n, 2, seed=0)
     first = time.perf_counter() - t0
-    p = simulated_judge(truth, *JUDGES["medium"], 0)(pairs)
+    p = simulated_judge(truth, *JUDGES["medium"][1:], 0)(pairs)
     t0 = time.perf_counter()
     sol = pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, return_se=True, se_method="local", device="cpu")
     solve_s = time.perf_counter() - t0
@@ -353,7 +377,9 @@ def write_report(out: Path, state: dict) -> None:
              "the ratio of the two (target >= 3).", ""]
     rows = []
     for r in state.get("simulated", []):
-        rows.append({"case": f"N={r['n_items']}, {r['judge']} (strength {r['strength']:g}, noise {r['noise']:g})",
+        rows.append({"case": f"N={r['n_items']}, {r['judge']} " + (f"(strength {r['strength']:g}, noise {r['noise']:g})"
+                                                     if r.get("family", "soft") == "soft" else
+                                                     f"(coin flips, strength {r['strength']:g})"),
                      "ref": f"{r['reference_spearman']:.4f} ({r['reference']}, {r['reference_pairs']} pairs)",
                      "rand": _fmt(r["comparisons_needed"]["random"], 0), "greedy":
                          _fmt(r["comparisons_needed"]["greedy"], 0), "act": _fmt(r["comparisons_needed"]["active"], 0),
@@ -414,7 +440,7 @@ def write_report(out: Path, state: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100,10000")
-    ap.add_argument("--judges", default="weak,medium,strong")
+    ap.add_argument("--judges", default=",".join(JUDGES), help="Simulated judges, from: " + ", ".join(JUDGES))
     ap.add_argument("--seeds", type=int, default=None, help="Seeds per case (default 20 at N <= 1000, else 1).")
     ap.add_argument("--max-per-item", type=int, default=24)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
