@@ -46,20 +46,30 @@ def leaderboard(sol, ids: Optional[Sequence] = None, level: float = 0.9):
     return frame.sort_values(["rank", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
-def format_leaderboard(frame, top: Optional[int] = None) -> str:
-    """The leaderboard as aligned text: ``rank (ub)  id  score [low, high]  ranks best-worst  p_best``."""
+def format_leaderboard(frame, top: Optional[int] = None, level: Optional[float] = None) -> str:
+    """The leaderboard as an aligned text table with a header row, best first.
+
+    Columns (those the frame has): ``rank``, ``UB`` (the arena's "Rank (UB)"),
+    ``id``, ``score``, the interval ``[low, high]``, ``ranks`` (the rank interval
+    best-worst), ``P(best)``. ``level`` only labels the interval column.
+    """
     rows = frame if top is None else frame.head(top)
-    lines = []
-    for _, r in rows.iterrows():
-        parts = [f"{int(r['rank']):>4}"]
-        if "rank_ub" in r:
-            parts.append(f"(ub {int(r['rank_ub']):>3})")
-        parts.append(f"{str(r['id']):<24}")
-        parts.append(f"{r['score']:+.4f}")
-        if "low" in r:
-            parts.append(f"[{r['low']:+.4f}, {r['high']:+.4f}]")
-        if "rank_best" in r:
-            parts.append(f"ranks {int(r['rank_best'])}-{int(r['rank_worst'])}")
-            parts.append(f"P(best) {r['p_best']:.3f}")
-        lines.append("  ".join(parts))
-    return "\n".join(lines)
+    interval = "interval" if level is None else f"{100 * level:g}% interval"
+    cols = [("rank", lambda r: f"{int(r['rank'])}", ">")]
+    if "rank_ub" in frame:
+        cols.append(("UB", lambda r: f"{int(r['rank_ub'])}", ">"))
+    cols += [("id", lambda r: str(r["id"]), "<"), ("score", lambda r: f"{r['score']:+.4f}", ">")]
+    if "low" in frame:
+        cols.append((interval, lambda r: f"[{r['low']:+.4f}, {r['high']:+.4f}]", "<"))
+    if "rank_best" in frame:
+        cols.append(("ranks", lambda r: f"{int(r['rank_best'])}-{int(r['rank_worst'])}", "<"))
+        cols.append(("P(best)", lambda r: f"{r['p_best']:.3f}", ">"))
+    if "se" in frame and "low" not in frame:
+        cols.append(("se", lambda r: f"{r['se']:.4f}", ">"))
+    cells = [[fmt(r) for _, fmt, _ in cols] for _, r in rows.iterrows()]
+    widths = [max([len(name)] + [len(c[k]) for c in cells]) for k, (name, _, _) in enumerate(cols)]
+
+    def line(values):
+        return "  ".join(f"{v:{align}{w}}" for v, w, (_, _, align) in zip(values, widths, cols)).rstrip()
+
+    return "\n".join([line([name for name, _, _ in cols])] + [line(c) for c in cells])

@@ -51,7 +51,8 @@ class Solution:
     labels : ndarray of int32, shape (n_items,)
         Component of each item, numbered in order of each component's first item.
     se_method : str or None
-        "exact", "local" or "exact+local" (see :mod:`pycomp.standard_errors`).
+        "exact", "local" or "exact+local" (Hessian), "sandwich" (dense),
+        "sandwich-local" or "sandwich+sandwich-local" (see :mod:`pycomp.standard_errors`).
     model : str
         "bt" or "gaussian".
     n_inner : int
@@ -215,7 +216,10 @@ def solve(
         How ``se`` is computed: sqrt(diag(H^-1)) exactly or by the local
         approximation (see :mod:`pycomp.standard_errors`), or "sandwich",
         sqrt(diag(H^-1 M H^-1)) with M the sum of the comparisons' gradient outer
-        products (cluster-robust with ``cluster``). Which is right when: see
+        products (cluster-robust with ``cluster``): dense up to 4000 items, above
+        that dense per component of up to 2000 items and a local approximation for
+        larger ones (``se_method`` of the solution then says "sandwich-local";
+        ``cluster`` is refused there). Which is right when: see
         :mod:`pycomp.uncertainty`.
     n_threads : int, optional
         OpenMP threads, >= 0 (default or 0: all for large problems, 1 below 20,000
@@ -350,8 +354,8 @@ def solve(
             stacklevel=2,
         )
     if return_se and se_method == "sandwich":
-        sol.se = uncertainty.sandwich_se(sol, collapsed, alpha=alpha, beta=beta, rows=(i, j, p, weights), cluster=cluster)
-        sol.se_method = "sandwich"
+        sol.se, sol.se_method = uncertainty.sandwich_se(sol, collapsed, alpha=alpha, beta=beta, rows=(i, j, p, weights),
+                                                        cluster=cluster)
     elif return_se:
         # Exact on the collapsed pairs for PoE-BT (the Gaussian's residual variance needs the rows).
         hi, hj, hp, hw = (si, sj, sp, sw) if model == "bt" else (i, j, p, weights)

@@ -15,6 +15,14 @@ block-diagonal over the connected components, so each component is handled alone
   random graphs of average degree 8 to 20, within a few percent of the exact values
   (``tests/test_standard_errors.py`` measures it).
 
+The sandwich sqrt(diag(H^-1 M H^-1)) (:func:`sandwich_standard_errors`) is dense over
+the whole problem up to ``SANDWICH_LIMIT`` (4000) items ("sandwich"); above it, dense per
+component of up to ``EXACT_MAX_COMPONENT`` items and, for larger components, the local
+approximation of :func:`local_sandwich_variance` ("sandwich-local"): the column of
+H^-1 kept on the item and its neighbours as in ``local`` above, put into x'Mx. It runs
+in O(comparisons); ``tests/test_sandwich.py`` measures it against the dense sandwich.
+The cluster-robust sandwich is dense only (refused above ``SANDWICH_LIMIT``).
+
 Isolated items with no prior (alpha = 0) carry no information: their se is NaN.
 """
 from __future__ import annotations
@@ -182,7 +190,11 @@ def _inverse(H: np.ndarray) -> np.ndarray:
 
 
 SANDWICH_LIMIT = 4000
-"""Most items ``se_method="sandwich"`` accepts (two dense n x n float64 matrices)."""
+"""Most items of the dense sandwich over the whole problem (two n x n float64 matrices).
+
+Above it ``se_method="sandwich"`` works per component: a dense sandwich for components
+of up to ``EXACT_MAX_COMPONENT`` items, the local approximation
+(:func:`local_sandwich_variance`) for larger ones."""
 
 
 def sandwich_standard_errors(
@@ -195,7 +207,8 @@ def sandwich_standard_errors(
     beta: float,
     rows: Optional[tuple] = None,
     cluster: Optional[np.ndarray] = None,
-) -> np.ndarray:
+    method: str = "auto",
+) -> Tuple[np.ndarray, str]:
     """Sandwich (robust) standard errors: sqrt(diag(H^-1 M H^-1)).
 
     H is the Hessian of the objective (prior included) and M = sum_k g_k g_k' the
@@ -210,12 +223,39 @@ def sandwich_standard_errors(
     With alpha = 0 each component's H is singular along its constant vector and
     inv(H + 11'/k) is used: M annihilates that vector, so the result equals
     pinv(H) M pinv(H).
+
+    Parameters
+    ----------
+    method : {"auto", "dense", "local"}
+        "dense": dense n x n matrices over the whole problem, up to
+        ``SANDWICH_LIMIT`` items. "local": :func:`local_sandwich_variance` for every
+        item (no cluster). "auto": "dense" up to ``SANDWICH_LIMIT`` items; above, a
+        dense sandwich per component of up to ``EXACT_MAX_COMPONENT`` items and the
+        local approximation for larger components. The cluster-robust sandwich has no
+        local form (its meat couples every pair of items a cluster touches), so
+        ``cluster`` is refused above ``SANDWICH_LIMIT`` items.
+
+    Returns
+    -------
+    se : ndarray of float64, shape (n_items,)
+    used : str
+        "sandwich" (dense, whole problem or per component), "sandwich-local" or
+        "sandwich+sandwich-local".
     """
     n = scores.shape[0]
-    if n > SANDWICH_LIMIT:
+    if method not in ("auto", "dense", "local"):
+        raise ValueError(f"method must be 'auto', 'dense' or 'local', got {method!r}")
+    dense = method == "dense" or (method == "auto" and n <= SANDWICH_LIMIT)
+    if cluster is not None and not dense:
         raise ValueError(
-            f"se_method='sandwich' needs dense {n} x {n} matrices (limit {SANDWICH_LIMIT} items); "
-            "use bootstrap=B for robust intervals of larger problems"
+            f"se_method='sandwich' with cluster needs dense {n} x {n} matrices (limit {SANDWICH_LIMIT} items): "
+            "the cluster-robust meat has no local approximation; use bootstrap=B with cluster for "
+            "cluster-robust intervals of larger problems"
+        )
+    if method == "dense" and n > SANDWICH_LIMIT:
+        raise ValueError(
+            f"the dense sandwich needs {n} x {n} matrices (limit {SANDWICH_LIMIT} items); "
+            "use the local approximation (se_method='sandwich' picks it) or bootstrap=B"
         )
     a, b = collapsed.a.astype(np.int64), collapsed.b.astype(np.int64)
     total, q0, q1, q2 = collapsed.total, collapsed.q0, collapsed.q1, collapsed.q2
@@ -230,22 +270,142 @@ def sandwich_standard_errors(
         curv = total.astype(np.float64, copy=True)
         prior = np.full(n, float(alpha))
         centre = d + beta
-    H = _laplacian(n, a, b, curv)
-    H[np.diag_indices(n)] += prior
+    meat_pair = np.maximum(q0 * centre**2 - 2.0 * centre * q1 + q2, 0.0)
     sizes = np.bincount(labels, minlength=labels.max() + 1)
-    if alpha == 0.0:
-        same = labels[:, None] == labels[None, :]
-        H += same / sizes[labels][:, None]
-    X = _inverse(H)
-    if cluster is None:
-        meat_pair = np.maximum(q0 * centre**2 - 2.0 * centre * q1 + q2, 0.0)
-        M = _laplacian(n, a, b, meat_pair)
-    else:
-        M = _cluster_meat(n, scores, rows, cluster, model=model, beta=beta)
-    var = np.einsum("ij,ij->i", X @ M, X)
-    var = np.maximum(var, 0.0)
-    var[(sizes[labels] == 1) & ~(prior > 0)] = np.nan
-    return np.sqrt(var)
+    isolated = (sizes[labels] == 1) & ~(prior > 0)
+    if dense:
+        H = _laplacian(n, a, b, curv)
+        H[np.diag_indices(n)] += prior
+        if alpha == 0.0:
+            same = labels[:, None] == labels[None, :]
+            H += same / sizes[labels][:, None]
+        X = _inverse(H)
+        if cluster is None:
+            M = _laplacian(n, a, b, meat_pair)
+        else:
+            M = _cluster_meat(n, scores, rows, cluster, model=model, beta=beta)
+        var = np.einsum("ij,ij->i", X @ M, X)
+        var = np.maximum(var, 0.0)
+        var[isolated] = np.nan
+        return np.sqrt(var), "sandwich"
+    small = sizes <= (EXACT_MAX_COMPONENT if method == "auto" else 0)
+    var = np.empty(n)
+    used = set()
+    small_items = small[labels]
+    if small_items.any():
+        var[small_items] = _dense_component_sandwich(a, b, curv, meat_pair, prior, labels, sizes, small,
+                                                     singular=alpha == 0.0)[small_items]
+        used.add("sandwich")
+    if not small_items.all():
+        var[~small_items] = local_sandwich_variance(a, b, curv, prior, meat_pair, n)[~small_items]
+        used.add("sandwich-local")
+    var[isolated] = np.nan
+    return np.sqrt(var), "+".join(sorted(used))
+
+
+def local_sandwich_variance(
+    a: np.ndarray, b: np.ndarray, curv: np.ndarray, prior: np.ndarray, meat: np.ndarray, n: int
+) -> np.ndarray:
+    """Local approximation of diag(H^-1 M H^-1) in O(comparisons) time and memory.
+
+    H = D - C (D its diagonal: prior plus the summed curvature of each item's pairs, C_ab
+    the curvature of pair ab) and M the Laplacian of the meat, pair weights m_ab and
+    diagonal M_a = sum_b m_ab. With x = H^-1 e_a, (H^-1 M H^-1)_aa = x'Mx
+    = sum_pairs m_uv (x_u - x_v)^2. The local Hessian approximation
+    (``core().local_variance``) is the solution of H x = e_a with x kept on a and its
+    neighbours: x_b = t_ab x_a for a neighbour b, t_ab = C_ab / D_b (the first Neumann
+    term of row b of H x = 0), and x_a = v_a = 1 / (D_a - sum_b C_ab t_ab). Putting this
+    column in x'Mx (pairs at a: m_ab (1 - t_ab)^2; pairs of a neighbour b with
+    anything else: t_ab^2 m_bc, counting a pair between two neighbours as
+    t_ab^2 + t_ac^2 instead of (t_ab - t_ac)^2) gives
+
+        var_a ~= v_a^2 (M_a - 2 sum_b m_ab t_ab + sum_b t_ab^2 M_b).
+
+    It is exact where the column is (a star's centre, any item of a two-item
+    component with a prior), equals v_a when M = H without prior (the model's own
+    variance), is never negative, and is O(comparisons) with np.bincount. Where the
+    local Schur complement fails (v_a's fallback 1 / D_a, as in the core) the column is
+    e_a / D_a and var_a = M_a / D_a^2. With alpha = 0 it approximates the centred
+    pinv(H) M pinv(H) the way the local Hessian approximates pinv(H): dropping the
+    far part of the column drops the constant shift that the centring removes (the
+    hub of a star of leaves, whose centred variance is O(1/k), is the exception).
+    ``tests/test_sandwich.py`` measures it against the dense sandwich.
+
+    Parameters
+    ----------
+    a, b : ndarray of int, shape (m,)
+        Pairs (repeated pairs are summed).
+    curv, meat : ndarray of float64, shape (m,)
+        Curvature C and meat weight m of each pair.
+    prior : ndarray of float64, shape (n,)
+    n : int
+
+    Returns
+    -------
+    var : ndarray of float64, shape (n,)
+        inf for an item with no curvature at all (an isolated item without prior).
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key, slot = np.unique(lo * n + hi, return_inverse=True)
+    C = np.bincount(slot, weights=curv, minlength=key.size)
+    m = np.bincount(slot, weights=meat, minlength=key.size)
+    u, v = key // n, key % n
+    D = prior + np.bincount(u, weights=C, minlength=n) + np.bincount(v, weights=C, minlength=n)
+    Md = np.bincount(u, weights=m, minlength=n) + np.bincount(v, weights=m, minlength=n)
+    safe = np.where(D > 0, D, 1.0)
+    t_uv = np.where(D[v] > 0, C / safe[v], 0.0)  # weight of v in the column of u
+    t_vu = np.where(D[u] > 0, C / safe[u], 0.0)
+    leak = np.bincount(u, weights=C * t_uv, minlength=n) + np.bincount(v, weights=C * t_vu, minlength=n)
+    cross = np.bincount(u, weights=m * t_uv, minlength=n) + np.bincount(v, weights=m * t_vu, minlength=n)
+    spill = np.bincount(u, weights=t_uv**2 * Md[v], minlength=n) + np.bincount(v, weights=t_vu**2 * Md[u], minlength=n)
+    schur = D - leak
+    ok = schur > 1e-12 * D  # the core's test (csrc/cpu/local_variance.cpp)
+    x_a = 1.0 / np.where(ok, schur, safe)
+    var = x_a**2 * np.maximum(np.where(ok, Md - 2.0 * cross + spill, Md), 0.0)
+    var[~(D > 0)] = np.inf
+    return var
+
+
+def _dense_component_sandwich(a, b, curv, meat, prior, labels, sizes, chosen, *, singular: bool) -> np.ndarray:
+    """diag(H^-1 M H^-1) per chosen component, stacked by size (NaN elsewhere)."""
+    n = prior.shape[0]
+    var = np.full(n, np.nan)
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n) - starts[labels[order]]
+    pair_comp = labels[a]
+    for k in np.unique(sizes[chosen]):
+        comps_k = np.flatnonzero(chosen & (sizes == k))
+        batch = max(1, (1 << 22) // (k * k))  # at most ~32 MB per stacked array
+        for start in range(0, comps_k.size, batch):
+            comps = comps_k[start:start + batch]
+            slot = np.full(sizes.shape[0], -1, dtype=np.int64)
+            slot[comps] = np.arange(comps.size)
+            items = np.flatnonzero(slot[labels] >= 0)
+            sel = np.flatnonzero(slot[pair_comp] >= 0)
+            s, pa, pb = slot[pair_comp[sel]], pos[a[sel]], pos[b[sel]]
+            H = _stacked_laplacian(comps.size, k, s, pa, pb, curv[sel])
+            H[slot[labels[items]], pos[items], pos[items]] += prior[items]
+            if singular:
+                H += 1.0 / k
+            M = _stacked_laplacian(comps.size, k, s, pa, pb, meat[sel])
+            X = _inverse(H)
+            diag = np.einsum("cij,cij->ci", X @ M, X)
+            var[items] = np.maximum(diag[slot[labels[items]], pos[items]], 0.0)
+    return var
+
+
+def _stacked_laplacian(count: int, k: int, s, a, b, weight) -> np.ndarray:
+    L = np.zeros((count, k, k))
+    flat = L.reshape(-1)
+    np.add.at(flat, (s * k + a) * k + a, weight)
+    np.add.at(flat, (s * k + b) * k + b, weight)
+    np.add.at(flat, (s * k + a) * k + b, -weight)
+    np.add.at(flat, (s * k + b) * k + a, -weight)
+    return L
 
 
 def _laplacian(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:

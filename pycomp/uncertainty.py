@@ -14,7 +14,12 @@ Three ways to the uncertainty of the scores, and when each is right:
   independent, even if the model's variance is wrong (soft p, over- or under-
   dispersion, ties); with ``cluster`` it allows any correlation within a cluster (a
   user, a prompt, a judged pair) and needs many clusters. It is a normal
-  approximation of each score alone: no ranks.
+  approximation of each score alone: no ranks. Dense up to
+  ``pycomp.standard_errors.SANDWICH_LIMIT`` (4000) items; above, dense per component
+  of up to 2000 items and a local approximation for larger components
+  (``sol.se_method`` "sandwich-local", O(comparisons); its accuracy is that of the
+  local Hessian approximation, see :func:`pycomp.standard_errors.local_sandwich_variance`).
+  ``cluster`` has no local form: above the limit use ``bootstrap=B`` with ``cluster``.
 * **Bootstrap** (``bootstrap=B``): re-solves on comparisons (or clusters) drawn with
   replacement. Right under the same independence as the sandwich, without the normal
   approximation (skewed, bounded or small-sample scores) and for any function of the
@@ -62,6 +67,16 @@ def prepare(i, j, p, weights, n_items, *, device: str, collapse: Optional[bool],
     if cluster is not None and bootstrap is None and se_method != "sandwich":
         raise ValueError("cluster is used by the bootstrap and the sandwich standard error: "
                          "give bootstrap=B or return_se=True with se_method='sandwich', or drop cluster")
+    if cluster is not None and se_method == "sandwich":
+        from pycomp.standard_errors import SANDWICH_LIMIT
+
+        n = _collapse.item_count(i, j, n_items)
+        if n > SANDWICH_LIMIT:
+            raise ValueError(
+                f"se_method='sandwich' with cluster needs dense {n} x {n} matrices (limit {SANDWICH_LIMIT} items): "
+                "the cluster-robust meat has no local approximation; use bootstrap=B with cluster for "
+                "cluster-robust intervals of larger problems (or drop cluster for the local sandwich)"
+            )
     needed = bootstrap is not None or se_method == "sandwich"
     if collapse is False and needed:
         raise ValueError("collapse=False but the bootstrap and the sandwich run on collapsed comparisons: "
@@ -117,8 +132,12 @@ def attach_bootstrap(sol, collapsed, *, n_replicates: int, seed: int, alpha: flo
     sol.replicates_converged = ok
 
 
-def sandwich_se(sol, collapsed, *, alpha: float, beta: float, rows: tuple, cluster: Any) -> np.ndarray:
-    """The sandwich standard errors of ``sol`` (cluster-robust with ``cluster``)."""
+def sandwich_se(sol, collapsed, *, alpha: float, beta: float, rows: tuple, cluster: Any) -> Tuple[np.ndarray, str]:
+    """The sandwich standard errors of ``sol`` (cluster-robust with ``cluster``) and how they were computed.
+
+    Returns ``(se, used)``, ``used`` as in :func:`pycomp.standard_errors.sandwich_standard_errors`:
+    "sandwich" (dense), "sandwich-local" or "sandwich+sandwich-local".
+    """
     from pycomp.standard_errors import sandwich_standard_errors
 
     codes = None

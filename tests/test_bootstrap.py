@@ -235,7 +235,13 @@ def test_cli_writes_the_columns_and_the_leaderboard(tmp_path):
     np.testing.assert_allclose(table["low"], sol.interval(0.8)[0], atol=1e-9)
     np.testing.assert_array_equal(table["rank_best"], sol.rank_interval(0.8)[0])
     best = table["id"][table["rank"] == 1].iloc[0]
-    assert res.output.splitlines()[1].split()[3] == best  # the leaderboard's first row is the best item
+    lines = res.output.splitlines()
+    header = next(k for k, line in enumerate(lines) if line.split()[:3] == ["rank", "UB", "id"])
+    assert lines[header].split()[3:] == ["score", "80%", "interval", "ranks", "P(best)"]
+    first = lines[header + 1].split()
+    assert first[:3] == ["1", "1", best]  # the best item first, its rank and Rank (UB) both 1
+    assert first[-1] == f"{table['p_best'][table['id'] == best].iloc[0]:.3f}"
+    assert len(lines) == header + 1 + len(names)
     bad = CliRunner().invoke(app, ["solve", str(tmp_path / "c.csv"), "--out", str(tmp_path / "s.csv"),
                                    "--bootstrap", "0"])
     assert bad.exit_code == 2 and "--bootstrap 0 is not allowed" in bad.output

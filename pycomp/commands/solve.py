@@ -90,7 +90,7 @@ def solve_command(
     if show_leaderboard:
         from pycomp.leaderboard import format_leaderboard, leaderboard
 
-        typer.echo(format_leaderboard(board if board is not None else leaderboard(sol, table["id"], level)))
+        typer.echo(format_leaderboard(board if board is not None else leaderboard(sol, table["id"], level), level=level))
 
 
 def _uncertainty_options(frame, bootstrap, seed, level, cluster, se_method) -> dict:
