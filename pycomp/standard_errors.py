@@ -8,7 +8,15 @@ block-diagonal over the connected components, so each component is handled alone
 * ``exact``: a dense inverse per component (components of the same size are
   inverted together as one stacked array). With no prior the Laplacian is singular
   and the pseudo-inverse on the centred subspace is used, via
-  ``pinv(L) = inv(L + 11'/k) - 11'/k`` for a connected component of k items.
+  ``pinv(L) = inv(L + 11'/k) - 11'/k`` for a connected component of k items. With a
+  prior the variance is that of each score relative to its component's mean,
+  ``var(s_a - mean) = X_aa - 2 (X 1)_a / k + 1'X1 / k^2`` with ``X = inv(H)``: the
+  comparisons fix only differences, and the prior alone fixes the common level, whose
+  variance (about ``2 / (k alpha)``) says nothing about the ranking; it would make the
+  standard errors of a few items with many comparisons several times too wide and jump
+  as ``alpha -> 0``. This is the ``alpha -> 0`` limit of the centred pseudo-inverse, and
+  what the sandwich and the bootstrap measure. An item alone in its component keeps the
+  prior's variance.
 * ``local``: a one-pass approximation from the compiled core for large components,
   ``var_a ~= 1 / (H_aa - sum_b C_ab^2 / H_bb)`` (the Schur complement of item a with
   its neighbours' block replaced by its diagonal). It is exact on stars and, on
@@ -175,7 +183,11 @@ def _exact_variance(i, j, curv, prior, labels, sizes, exact_comp) -> np.ndarray:
             Hs = H[singular] + 1.0 / k
             diag[singular] = np.diagonal(_inverse(Hs), axis1=1, axis2=2) - 1.0 / k
         if not np.all(singular):
-            diag[~singular] = np.diagonal(_inverse(H[~singular]), axis1=1, axis2=2)
+            X = _inverse(H[~singular])
+            diag[~singular] = np.diagonal(X, axis1=1, axis2=2)
+            if k > 1:  # relative to the component's mean: var(s_a - mean) = X_aa - 2 (X 1)_a / k + 1'X1 / k^2
+                rows = X.sum(axis=2)
+                diag[~singular] += -2.0 * rows / k + rows.sum(axis=1, keepdims=True) / k**2
         var[items] = diag[slot[labels[items]], pos[items]]
     isolated = (sizes[labels] == 1) & ~(prior > 0)
     var[isolated] = np.nan

@@ -365,7 +365,8 @@ def bt_solve(c: Comparisons, alpha: float, gtol: float = 1e-10, max_iter: int = 
 
 
 def bt_se(s, c: Comparisons, alpha: float) -> np.ndarray:
-    """Exact standard errors ``sqrt(diag(H^-1))`` (pseudo-inverse when ``alpha == 0``).
+    """Exact standard errors ``sqrt(diag(H^-1))`` (pseudo-inverse when ``alpha == 0``; centred per component
+    when ``alpha > 0``).
 
     Parameters
     ----------
@@ -379,8 +380,13 @@ def bt_se(s, c: Comparisons, alpha: float) -> np.ndarray:
     ndarray of float64, shape (n_items,)
     """
     H = bt_hessian(s, c, alpha)
-    inv = _inverse(H, components(c) if alpha == 0 else None)
-    return np.sqrt(np.diag(inv))
+    labels = components(c)
+    if alpha == 0:
+        return np.sqrt(np.diag(_inverse(H, labels)))
+    # with a prior: each score relative to its component's mean (items alone in their
+    # component keep the prior's variance), the alpha -> 0 limit of the centred pseudo-inverse
+    centre = np.eye(len(labels)) - _projector(labels) * (np.bincount(labels)[labels] > 1)[:, None]
+    return np.sqrt(np.diag(centre @ np.linalg.inv(H) @ centre.T))
 
 
 def bt_se_local(s, c: Comparisons, alpha: float) -> np.ndarray:
@@ -529,7 +535,11 @@ def gaussian_se(s, c: Comparisons, alpha: float, beta: float = 0.5):
     s = np.asarray(s, dtype=np.float64)
     H = gaussian_hessian(c, alpha)
     labels = components(c)
-    diag = np.diag(_inverse(H, labels if alpha == 0 else None))
+    if alpha == 0:
+        diag = np.diag(_inverse(H, labels))
+    else:  # relative to the component's mean, as bt_se
+        centre = np.eye(len(labels)) - _projector(labels) * (np.bincount(labels)[labels] > 1)[:, None]
+        diag = np.diag(centre @ np.linalg.inv(H) @ centre.T)
     n_free = c.n_items - np.unique(labels).size
     r = s[c.i] - s[c.j] - (c.p - beta)
     m = int(np.count_nonzero(c.w > 0))

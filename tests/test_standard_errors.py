@@ -47,7 +47,8 @@ def test_reference_local_formula_is_exact_on_a_single_pair():
     # two items: H = [[h + a, -h], [-h, h + a]]; local var = 1/(H00 - h^2/H11) is exact
     c = R.Comparisons.make([0], [1], [0.8])
     s = R.bt_solve(c, 0.5)
-    R.assert_close(R.bt_se_local(s, c, 0.5), R.bt_se(s, c, 0.5), atol=0, rtol=1e-12)
+    H = R.bt_hessian(s, c, 0.5)
+    R.assert_close(R.bt_se_local(s, c, 0.5), np.sqrt(np.diag(np.linalg.inv(H))), atol=0, rtol=1e-12)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 2.0])
@@ -150,3 +151,39 @@ def test_auto_se_is_exact_for_components_up_to_2000_items():
     # check one component against the dense inverse (1500 x 1500)
     sub = R.Comparisons(a.i, a.j, a.p, a.w, 1500)
     R.assert_close(sol.se[:1500], R.bt_se(sol.scores[:1500], sub, 1.0), atol=0, rtol=SE_RTOL)
+
+
+def test_se_with_a_prior_is_relative_to_the_mean_not_the_prior_level():
+    # 5 items, 100 hard outcomes per pair: the data pin every difference to about 0.1,
+    # while only the prior pins the common level (sd about 0.6 at alpha = 1). The standard
+    # errors describe the scores against each other, so they must agree with the sandwich
+    # (equal in expectation for Bernoulli outcomes) and with the spread of the scores
+    # around their mean over independent data sets, not carry the level's prior variance.
+    rng = np.random.default_rng(0)
+    truth = np.array([0.4, 0.1, 0.0, -0.2, -0.3])
+    a, b = np.triu_indices(5, 1)
+    i, j = np.repeat(a, 100), np.repeat(b, 100)
+
+    def draw():
+        return (rng.random(i.size) < 1 / (1 + np.exp(-(truth[i] - truth[j])))).astype(float)
+
+    sol = pycomp.solve(i, j, draw(), alpha=1.0, return_se=True, tol=SOLVE_TOL)
+    sand = pycomp.solve(i, j, draw(), alpha=1.0, return_se=True, se_method="sandwich", tol=SOLVE_TOL)
+    R.assert_close(sol.se, sand.se, atol=0, rtol=0.15, what="hessian vs sandwich")
+    spread = np.std([(s := pycomp.solve(i, j, draw(), alpha=1.0).scores) - s.mean() for _ in range(300)], axis=0)
+    R.assert_close(sol.se, spread, atol=0, rtol=0.15, what="hessian vs Monte Carlo spread")
+
+
+@pytest.mark.parametrize("model", ["bt", "gaussian"])
+def test_se_is_continuous_as_the_prior_vanishes(model):
+    # alpha -> 0 tends to the alpha = 0 (centred pseudo-inverse) standard errors, per component
+    rng = np.random.default_rng(9)
+    a = R.random_comparisons(rng, 12, 60, "soft")
+    b = R.random_comparisons(rng, 6, 30, "soft")
+    c = R.Comparisons(np.concatenate([a.i, b.i + 12]), np.concatenate([a.j, b.j + 12]),
+                      np.concatenate([a.p, b.p]), np.concatenate([a.w, b.w]), 18)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pycomp.GraphWarning)
+        zero = pycomp.solve(**c.kwargs(), model=model, alpha=0.0, return_se=True, tol=SOLVE_TOL)
+        tiny = pycomp.solve(**c.kwargs(), model=model, alpha=1e-7, return_se=True, tol=SOLVE_TOL)
+    R.assert_close(tiny.se, zero.se, atol=0, rtol=1e-4, what="alpha 1e-7 vs alpha 0")
