@@ -395,7 +395,8 @@ def write_report(out: Path, state: dict) -> None:
             ("seeds", "seeds")]), "",
                   "The information floor is the asymptotic Cramer-Rao bound on the comparisons any design needs "
                   "for the target Spearman (see the module docstring); where it is above `random/3` the target "
-                  "cannot be met by any design.", ""]
+                  "cannot be met by any design. `-`: not reached within the largest budget measured "
+                  "(the last point of the curves below).", ""]
         for r in state["simulated"]:
             lines += [f"N={r['n_items']}, {r['judge']} judge: Spearman at the random design's budgets (greedy at its "
                       f"own k; active interpolated between its rounds)", "", _curve_table(r["curves"]), ""]
