@@ -19,7 +19,7 @@ interval contains the true centred score, with its binomial standard error.
 
 Usage::
 
-    python bench/bench_coverage.py [--trials 200] [--bootstrap 200]
+    python bench/bench_coverage.py [--trials 200] [--bootstrap 200] [--alpha 0] [--sizes 10:500,30:3000]
 
 Writes bench/results/coverage.json and bench/results/coverage.md.
 """
@@ -73,12 +73,18 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--out", default=str(RESULTS / "coverage"))
+    parser.add_argument("--alpha", type=float, default=0.0,
+                        help="Prior strength of every solve (0: the MLE, consistent for the truth; 1: pycomp's default, "
+                             "whose scores are shrunk toward 0)")
+    parser.add_argument("--sizes", default=",".join(f"{n}:{m}" for n, m in SIZES),
+                        help="ITEMS:COMPARISONS settings, comma-separated")
     args = parser.parse_args()
     import pycomp
 
     records = []
     start = time.time()
-    for n, m in SIZES:
+    sizes = [tuple(int(x) for x in part.split(":")) for part in args.sizes.split(",") if part]
+    for n, m in sizes:
         for judge in JUDGES:
             rng = np.random.default_rng(1000 * n + JUDGES.index(judge))
             hits = {"hessian": [], "sandwich": [], "bootstrap": []}
@@ -90,10 +96,10 @@ def main() -> None:
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        hess = pycomp.solve(i, j, p, n_items=n, alpha=0.0, return_se=True)
-                        sand = pycomp.solve(i, j, p, n_items=n, alpha=0.0, return_se=True, se_method="sandwich",
+                        hess = pycomp.solve(i, j, p, n_items=n, alpha=args.alpha, return_se=True)
+                        sand = pycomp.solve(i, j, p, n_items=n, alpha=args.alpha, return_se=True, se_method="sandwich",
                                             cluster=cluster)
-                        boot = pycomp.solve(i, j, p, n_items=n, alpha=0.0, bootstrap=args.bootstrap,
+                        boot = pycomp.solve(i, j, p, n_items=n, alpha=args.alpha, bootstrap=args.bootstrap,
                                             seed=int(rng.integers(2**32)), cluster=cluster)
                 except ValueError:  # no MLE (an item won or lost everything) or a disconnected graph
                     continue
@@ -112,13 +118,13 @@ def main() -> None:
                 print(json.dumps(rec), flush=True)
 
     payload = {"commit": git_commit(), "machine": machine_info(), "level": LEVEL, "trials": args.trials,
-               "bootstrap": args.bootstrap, "seconds": time.time() - start, "records": records}
+               "bootstrap": args.bootstrap, "alpha": args.alpha, "seconds": time.time() - start, "records": records}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
     rows = [{**r, "cov": f"{100 * r['coverage']:.1f}% +- {100 * r['coverage_se']:.1f}",
              "width": f"{r['median_width']:.3f}"} for r in records]
-    md = ["# Coverage of 90% intervals (simulated judges, known scores, alpha = 0)", "",
+    md = [f"# Coverage of 90% intervals (simulated judges, known scores, alpha = {args.alpha:g})", "",
           f"`python bench/bench_coverage.py {' '.join(sys.argv[1:])}` at commit {payload['commit']}: "
           f"{args.trials} trials per row, bootstrap B = {args.bootstrap}; pair-bias rows cluster the sandwich "
           "and the bootstrap by pair.", "",
