@@ -6,6 +6,9 @@ Designs (named baselines, same judge answers or the same simulated judge):
 * ``greedy``  : the score-independent information-greedy design (:func:`pycomp.plan.greedy_pairs`);
 * ``active``  : :func:`pycomp.active.active_rank` (a random first round of 2 pairs per item,
   then batches chosen from the scores so far); its curve is the Spearman after each round;
+* ``a-optimal``: the dense reference for active (:func:`aoptimal_rounds`, N <= 1000): the same
+  rounds, each batch picked greedily to lower the rank-weighted posterior variance with the
+  full covariance, which active's local selection cannot afford at scale;
 * ``sort``    : a merge sort driven by the judge (each comparison one pair judged in
   both orders, decided by the combined p > 0.5, as pairwise-ranking prompting does);
   one point: its own number of comparisons;
@@ -86,6 +89,8 @@ JUDGES = {"weak": ("soft", 1.0, 1.0), "medium": ("soft", 3.0, 1.0), "strong": ("
           "coin-weak": ("coin", 1.0, 0.0), "coin-medium": ("coin", 3.0, 0.0), "coin-strong": ("coin", 6.0, 0.0)}
 BIAS = 0.4
 PER_ITEM = (1, 2, 3, 4, 6, 8, 12, 16, 24)
+AOPTIMAL_MAX_ITEMS = 1000  # the dense reference design's n x n covariance, every unjudged pair scored
+AOPTIMAL_MAX_PER_ITEM = 12  # its budget (pairs per item): enough to pass every reachable target at N = 100
 
 
 def simulated_judge(truth, strength, noise, seed, family="soft"):
@@ -142,6 +147,68 @@ def merge_sort(items, judge):
     return out + left + right
 
 
+def aoptimal_rounds(n, judge, budget, batch, alpha, seed, record):
+    """The dense reference design: greedy rank-weighted A-optimal batches with the full covariance.
+
+    Round 0 is active's (random, 2 pairs per item, same seed). Each round solves, takes
+    ``X`` = the inverse Hessian centred (the covariance of the scores against their
+    mean) and picks ``batch`` pairs one at a time, each the unjudged pair that most
+    lowers ``sum_i f_i^2 X_ii`` (``f_i`` a kernel density of the scores at item i:
+    an item's rank error is about ``n f_i`` times its score error, so this is the
+    expected ``1 - rho`` to first order); one more comparison of ``(a, b)`` with
+    curvature ``h`` lowers it by ``h |F X e|^2 / (1 + h e'Xe)``, ``e = e_a - e_b``,
+    and ``X`` is updated by Sherman-Morrison before the next pick. It needs the dense
+    ``n x n`` covariance and scores every unjudged pair: a yardstick for
+    :func:`pycomp.active.select_pairs` (local, no inverse) at small ``n``, not a
+    design for large ones. ``record(n_pairs, scores)`` after each solve.
+    """
+    import pycomp
+    from pycomp import plan as P
+
+    pairs = P.random_pairs(n, 2, seed=seed)
+    p = judge(pairs)
+    judged = np.zeros((n, n), dtype=bool)
+    judged[pairs[:, 0], pairs[:, 1]] = judged[pairs[:, 1], pairs[:, 0]] = True
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, alpha=alpha, device="cpu").scores
+        record(len(pairs), s)
+        if len(pairs) >= budget or judged.sum() == n * (n - 1):
+            return
+        a, b = pairs[:, 0], pairs[:, 1]
+        sig = 1 / (1 + np.exp(-(s[a] - s[b])))
+        h = sig * (1 - sig)
+        H = np.zeros((n, n))
+        np.add.at(H, (a, a), h)
+        np.add.at(H, (b, b), h)
+        np.add.at(H, (a, b), -h)
+        np.add.at(H, (b, a), -h)
+        ps = 1 / (1 + np.exp(-s))
+        H[np.diag_indices(n)] += 2 * alpha * ps * (1 - ps)
+        centre = np.eye(n) - 1.0 / n
+        X = centre @ np.linalg.inv(H) @ centre
+        bw = 1.06 * (np.std(s) + 1e-12) * n ** -0.2
+        f = np.exp(-0.5 * ((s[:, None] - s[None, :]) / bw) ** 2).sum(1) / (n * bw * np.sqrt(2 * np.pi))
+        ca, cb = np.triu_indices(n, 1)
+        fresh = ~judged[ca, cb]
+        ca, cb = ca[fresh], cb[fresh]
+        sig = 1 / (1 + np.exp(-(s[ca] - s[cb])))
+        hc = 2 * sig * (1 - sig)  # both orders
+        new = []
+        for _ in range(min(batch, budget - len(pairs), len(ca))):
+            U = X[:, ca] - X[:, cb]
+            q = U[ca, np.arange(len(ca))] - U[cb, np.arange(len(ca))]
+            t = int(np.argmax(hc * ((f ** 2)[:, None] * U * U).sum(0) / (1 + hc * q)))
+            X = X - hc[t] * np.outer(U[:, t], U[:, t]) / (1 + hc[t] * q[t])
+            new.append((ca[t], cb[t]))
+            ca, cb, hc = np.delete(ca, t), np.delete(cb, t), np.delete(hc, t)
+        new = np.array(new, dtype=np.int64)
+        judged[new[:, 0], new[:, 1]] = judged[new[:, 1], new[:, 0]] = True
+        pairs = np.concatenate([pairs, new])
+        p = np.concatenate([p, judge(new)])
+
+
 def sort_scores(n, judge, groups=None):
     """Scores from merge sorts within each group: minus the rank (best highest)."""
     scores = np.zeros(n)
@@ -195,8 +262,8 @@ def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True
         return simulated_judge(truth, strength, noise, seed, family)
 
     per_item = [c for c in PER_ITEM if c <= max_per_item]
-    rows = {"random": {}, "greedy": {}, "active": {}, "sort": [], "all": []}
-    timing = {"random": 0.0, "greedy": 0.0, "active": 0.0, "sort": 0.0}
+    rows = {"random": {}, "greedy": {}, "active": {}, "a-optimal": {}, "sort": [], "all": []}
+    timing = {"random": 0.0, "greedy": 0.0, "active": 0.0, "a-optimal": 0.0, "sort": 0.0}
     truths = []
     for seed in range(seeds):
         truth = np.random.default_rng([n, seed]).standard_normal(n)
@@ -222,6 +289,13 @@ def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True
         A.active_rank(make_judge(truth, [seed, 3]), n, budget,
                       batch_pairs=max(1, n // 4), seed=seed, alpha=alpha, on_round=record)
         timing["active"] += time.perf_counter() - t0
+        if baselines and n <= AOPTIMAL_MAX_ITEMS:
+            t0 = time.perf_counter()
+            aoptimal_rounds(n, make_judge(truth, [seed, 3]), min(budget, AOPTIMAL_MAX_PER_ITEM * n // 2),
+                            max(1, n // 4), alpha, seed,
+                            lambda m, s, k=iter(range(10**9)): rows["a-optimal"].setdefault(next(k), []).append(
+                                (m, spearman(s, truth))))
+            timing["a-optimal"] += time.perf_counter() - t0
         if baselines:
             t0 = time.perf_counter()
             judge = make_judge(truth, [seed, 4])
@@ -234,12 +308,14 @@ def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True
         rows["all"].append((len(pairs), spearman(solve(n, pairs, p, alpha), truth)))
         truths.append(truth)
         log(f"  N={n} {judge_name} alpha {alpha:g} seed {seed}: done ({sum(timing.values()):.0f} s so far)")
-    curves = {d: _curve(rows[d], seeds) for d in ("random", "greedy", "active")}
+    curves = {d: _curve(rows[d], seeds) for d in ("random", "greedy", "active", "a-optimal")}
     ref_pairs = int(np.mean([a for a, _ in rows["all"]]))
     ref = float(np.mean([r for _, r in rows["all"]]))
     target = ref - 0.02
     need = {d: needed(curves[d], target) for d in curves}
     ratio = need["random"] / need["active"] if need["random"] and need["active"] else None
+    if not curves["a-optimal"]:
+        del curves["a-optimal"], need["a-optimal"]
     floor = float(np.mean([information_floor(t, strength, noise, target, family) for t in truths]))
     return {
         "n_items": n, "judge": judge_name, "family": family, "strength": strength, "noise": noise, "bias": BIAS, "seeds": seeds,
@@ -364,9 +440,12 @@ def _curve_table(curves: dict) -> str:
     rows = []
     for k, ((b, r), (bg, g)) in enumerate(zip(curves["random"], curves["greedy"] + [(None, None)] * 99), start=1):
         rows.append({"k": str(k), "b": f"{b:.0f}", "r": _fmt(r, 4), "g": _fmt(g, 4),
-                     "a": _fmt(at(curves["active"], b), 4)})
-    return markdown_table(rows, [("design point", "k"), ("comparisons", "b"), ("random", "r"),
-                                 ("greedy (same k)", "g"), ("active", "a")])
+                     "a": _fmt(at(curves["active"], b), 4), "o": _fmt(at(curves.get("a-optimal"), b), 4)})
+    columns = [("design point", "k"), ("comparisons", "b"), ("random", "r"), ("greedy (same k)", "g"),
+               ("active", "a")]
+    if curves.get("a-optimal"):
+        columns.append(("dense A-optimal", "o"))
+    return markdown_table(rows, columns)
 
 
 def write_report(out: Path, state: dict) -> None:
@@ -383,6 +462,7 @@ def write_report(out: Path, state: dict) -> None:
                      "ref": f"{r['reference_spearman']:.4f} ({r['reference']}, {r['reference_pairs']} pairs)",
                      "rand": _fmt(r["comparisons_needed"]["random"], 0), "greedy":
                          _fmt(r["comparisons_needed"]["greedy"], 0), "act": _fmt(r["comparisons_needed"]["active"], 0),
+                     "aopt": _fmt(r["comparisons_needed"].get("a-optimal"), 0),
                      "ratio": _fmt(r["random_over_active"], 2),
                      "third": _fmt(r["comparisons_needed"]["random"] and r["comparisons_needed"]["random"] / 3, 0),
                      "floor": _fmt(r["information_floor"], 0),
@@ -390,13 +470,16 @@ def write_report(out: Path, state: dict) -> None:
     if rows:
         lines += ["## Simulated judges", "", markdown_table(rows, [
             ("case", "case"), ("reference Spearman", "ref"), ("random needed", "rand"), ("greedy needed", "greedy"),
-            ("active needed", "act"), ("random/active", "ratio"), ("target: random/3", "third"),
+            ("active needed", "act"), ("dense A-optimal needed", "aopt"), ("random/active", "ratio"),
+            ("target: random/3", "third"),
             ("information floor (any design)", "floor"), ("merge sort: Spearman at comparisons", "sort"),
             ("seeds", "seeds")]), "",
                   "The information floor is the asymptotic Cramer-Rao bound on the comparisons any design needs "
                   "for the target Spearman (see the module docstring); where it is above `random/3` the target "
                   "cannot be met by any design. `-`: not reached within the largest budget measured "
-                  "(the last point of the curves below).", ""]
+                  "(the last point of the curves below). Dense A-optimal: greedy rank-weighted A-optimal "
+                  "batches from the full posterior covariance (`aoptimal_rounds`, N <= 1000, at most 12 pairs "
+                  "per item), the yardstick for active's local selection.", ""]
         for r in state["simulated"]:
             lines += [f"N={r['n_items']}, {r['judge']} judge: Spearman at the random design's budgets (greedy at its "
                       f"own k; active interpolated between its rounds)", "", _curve_table(r["curves"]), ""]
