@@ -155,27 +155,17 @@ def standard_errors(
 def _exact_variance(i, j, curv, prior, labels, sizes, exact_comp) -> np.ndarray:
     n = prior.shape[0]
     var = np.full(n, np.nan)
-    order = np.argsort(labels, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(sizes)))
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(n) - starts[labels[order]]
+    pos = _positions_in_components(labels, sizes)
     edge_comp = labels[i]
     has_prior = np.bincount(labels, weights=(prior > 0).astype(float), minlength=sizes.shape[0]) > 0
     for k in np.unique(sizes[exact_comp]):
         comps = np.flatnonzero(exact_comp & (sizes == k))
         slot = np.full(sizes.shape[0], -1, dtype=np.int64)
         slot[comps] = np.arange(comps.size)
-        H = np.zeros((comps.size, k, k))
-        items = np.flatnonzero(slot[labels] >= 0)
-        H[slot[labels[items]], pos[items], pos[items]] = prior[items]
         sel = np.flatnonzero(slot[edge_comp] >= 0)
-        if sel.size:
-            s, a, b, c = slot[edge_comp[sel]], pos[i[sel]], pos[j[sel]], curv[sel]
-            flat = H.reshape(-1)
-            np.add.at(flat, (s * k + a) * k + a, c)
-            np.add.at(flat, (s * k + b) * k + b, c)
-            np.add.at(flat, (s * k + a) * k + b, -c)
-            np.add.at(flat, (s * k + b) * k + a, -c)
+        H = _stacked_laplacian(comps.size, k, slot[edge_comp[sel]], pos[i[sel]], pos[j[sel]], curv[sel])
+        items = np.flatnonzero(slot[labels] >= 0)
+        H[slot[labels[items]], pos[items], pos[items]] += prior[items]
         # Components without a prior are singular along their constant vector.
         singular = ~has_prior[comps]
         diag = np.empty((comps.size, k))
@@ -384,10 +374,7 @@ def _dense_component_sandwich(a, b, curv, meat, prior, labels, sizes, chosen, *,
     """diag(H^-1 M H^-1) per chosen component, stacked by size (NaN elsewhere)."""
     n = prior.shape[0]
     var = np.full(n, np.nan)
-    order = np.argsort(labels, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(sizes)))
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(n) - starts[labels[order]]
+    pos = _positions_in_components(labels, sizes)
     pair_comp = labels[a]
     for k in np.unique(sizes[chosen]):
         comps_k = np.flatnonzero(chosen & (sizes == k))
@@ -408,6 +395,16 @@ def _dense_component_sandwich(a, b, curv, meat, prior, labels, sizes, chosen, *,
             diag = np.einsum("cij,cij->ci", X @ M, X)
             var[items] = np.maximum(diag[slot[labels[items]], pos[items]], 0.0)
     return var
+
+
+def _positions_in_components(labels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each item's index within its component (items of a component in index order)."""
+    n = labels.shape[0]
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n) - starts[labels[order]]
+    return pos
 
 
 def _stacked_laplacian(count: int, k: int, s, a, b, weight) -> np.ndarray:
