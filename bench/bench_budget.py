@@ -360,11 +360,19 @@ def real(data_path, pairs_path, seeds, log):
         judge.asked = 0
         return judge
 
-    def quality(scores):
-        return float(M.grouped_correlation(scores, gold, groups, "spearman")["mean"])
-
     all_p = P.all_pairs(n, groups)
-    ref = quality(solve(n, all_p, judge_factory()(all_p)))
+    all_scores = solve(n, all_p, judge_factory()(all_p))
+
+    def quality(scores):
+        """(Spearman with the experts, Spearman with the judge's own all-pairs scores), per-article means."""
+        return (float(M.grouped_correlation(scores, gold, groups, "spearman")["mean"]),
+                float(M.grouped_correlation(scores, all_scores, groups, "spearman")["mean"]))
+
+    ref = quality(all_scores)[0]
+    # Per-pair Fisher information of the fitted model, sig(d) sig(-d) <= 1/4: no choice of pairs
+    # can gain more than 1/4 over the mean information of the pairs random draws.
+    d = all_scores[all_p[:, 0]] - all_scores[all_p[:, 1]]
+    pair_information = 1.0 / (2.0 + 2.0 * np.cosh(d))
     per_item = range(1, 16)
     rows = {"random": {}, "greedy": {}, "active": {}}
     for c in per_item:
@@ -380,23 +388,37 @@ def real(data_path, pairs_path, seeds, log):
         A.active_rank(judge_factory(), n, len(all_p), batch_pairs=max(1, n // 4), groups=groups, seed=seed,
                       on_round=record)
     judge = judge_factory()
-    sort_rho = quality(sort_scores(n, judge, groups))
-    curves = {"random": _curve(rows["random"], seeds), "greedy": _curve(rows["greedy"], 1),
-              "active": _curve(rows["active"], seeds)}
+    sort_rho, sort_agreement = quality(sort_scores(n, judge, groups))
+    seeds_of = {"random": seeds, "greedy": 1, "active": seeds}
+
+    def curves_of(measure):
+        return {d: _curve({k: [(b, q[measure]) for b, q in v] for k, v in rows[d].items()}, seeds_of[d])
+                for d in rows}
+
+    curves, agreement = curves_of(0), curves_of(1)
+
+    def active_minus_random(c):
+        """The active curve (interpolated) minus random at each random budget it covers."""
+        return {b: at(c["active"], b) - r for b, r in c["random"] if at(c["active"], b) is not None}
+
     target = ref - 0.02
     need = {d: needed(curves[d], target) for d in curves}
-    # "beats random": mean Spearman over the budgets both curves have, and at each of them
-    # "beats random": the active curve (interpolated) minus random at each random budget it covers
-    common = [b for b, _ in curves["random"] if at(curves["active"], b) is not None]
-    diffs = [at(curves["active"], b) - r for b, r in curves["random"] if b in common]
+    diffs, agree_diffs = active_minus_random(curves), active_minus_random(agreement)
     log(f"  real: {len(articles)} articles, {n} summaries, all pairs {ref:.3f}")
     return {
         "articles": articles, "n_items": n, "n_pairs_all": int(len(all_p)), "seeds": seeds,
         "reference_spearman": ref, "target_spearman": target, "curves": curves,
-        "sort": {"pairs": judge.asked, "spearman": sort_rho}, "comparisons_needed": need,
+        "sort": {"pairs": judge.asked, "spearman": sort_rho, "agreement_with_all_pairs": sort_agreement},
+        "pair_information_mean": float(pair_information.mean()),
+        "information_gain_bound": float(0.25 / pair_information.mean()),
+        "comparisons_needed": need,
         "random_over_active": (need["random"] / need["active"]) if need["random"] and need["active"] else None,
-        "active_minus_random_at_random_budgets": {f"{b:.1f}": round(d, 4) for b, d in zip(common, diffs)},
-        "active_minus_random_mean": float(np.mean(diffs)) if diffs else None,
+        "active_minus_random_at_random_budgets": {f"{b:.1f}": round(d, 4) for b, d in diffs.items()},
+        "active_minus_random_mean": float(np.mean(list(diffs.values()))) if diffs else None,
+        "agreement_curves": agreement,
+        "agreement_needed": {f"{t:g}": {d: needed(agreement[d], t) for d in agreement} for t in (0.9, 0.95)},
+        "agreement_active_minus_random_at_random_budgets": {f"{b:.1f}": round(d, 4) for b, d in agree_diffs.items()},
+        "agreement_active_minus_random_mean": float(np.mean(list(agree_diffs.values()))) if agree_diffs else None,
     }
 
 
@@ -504,7 +526,22 @@ def write_report(out: Path, state: dict) -> None:
                   f"{r['reference_spearman']:.3f}; merge sort {r['sort']['spearman']:.3f} at {r['sort']['pairs']} "
                   f"comparisons; active minus random (mean over common budgets) "
                   f"{_fmt(r['active_minus_random_mean'], 4)}.", ""]
+        if r.get("information_gain_bound"):
+            lines += [f"The judge is nearly a coin flip on every pair: the fitted all-pairs model gives each pair "
+                      f"Fisher information sig(d) sig(-d) of {r['pair_information_mean']:.4f} on average, against "
+                      f"the most any pair can give, 1/4; so no choice of pairs can gather more than "
+                      f"{r['information_gain_bound']:.4f}x the information per comparison that random pairs "
+                      f"gather.", ""]
         lines += [_curve_table(r["curves"]), ""]
+        if r.get("agreement_curves"):
+            need = r["agreement_needed"]
+            lines += ["How fast each design recovers the judge's own verdict: Spearman with the scores of all pairs "
+                      "of the same judge (per article, mean), the same replays as above. Comparisons needed for "
+                      + "; ".join(f"{t}: random {_fmt(v['random'], 0)}, greedy {_fmt(v['greedy'], 0)}, "
+                                  f"active {_fmt(v['active'], 0)}" for t, v in need.items())
+                      + f"; active minus random (mean over common budgets) "
+                      f"{_fmt(r['agreement_active_minus_random_mean'], 4)}; merge sort "
+                      f"{r['sort']['agreement_with_all_pairs']:.3f}.", "", _curve_table(r["agreement_curves"]), ""]
     if state.get("million"):
         m = state["million"]
         lines += ["## One round at N = 1M", "",
