@@ -108,12 +108,14 @@ def main() -> None:
                     hits[name].append((truth >= low) & (truth <= high))
                     widths[name].append(high - low)
             for name in hits:
-                cover = np.concatenate(hits[name])
                 rec = {"items": n, "comparisons": m, "judge": judge, "method": name,
-                       "cluster": judge == "pair-bias" and name != "hessian",
-                       "trials": len(hits[name]), "coverage": float(cover.mean()),
-                       "coverage_se": float(np.sqrt(cover.mean() * (1 - cover.mean()) / cover.size)),
-                       "median_width": float(np.median(np.concatenate(widths[name])))}
+                       "cluster": judge == "pair-bias" and name != "hessian", "trials": len(hits[name]),
+                       "coverage": None, "coverage_se": None, "median_width": None}
+                if hits[name]:  # none: no trial had an optimum (alpha = 0 on sparse hard outcomes)
+                    cover = np.concatenate(hits[name])
+                    rec.update(coverage=float(cover.mean()),
+                               coverage_se=float(np.sqrt(cover.mean() * (1 - cover.mean()) / cover.size)),
+                               median_width=float(np.median(np.concatenate(widths[name]))))
                 records.append(rec)
                 print(json.dumps(rec), flush=True)
 
@@ -122,14 +124,16 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
-    rows = [{**r, "cov": f"{100 * r['coverage']:.1f}% +- {100 * r['coverage_se']:.1f}",
-             "width": f"{r['median_width']:.3f}"} for r in records]
+    rows = [{**r, "cov": "no trial had an optimum" if r["coverage"] is None else
+             f"{100 * r['coverage']:.1f}% +- {100 * r['coverage_se']:.1f}",
+             "width": "-" if r["median_width"] is None else f"{r['median_width']:.3f}"} for r in records]
     md = [f"# Coverage of 90% intervals (simulated judges, known scores, alpha = {args.alpha:g})", "",
           f"`python bench/bench_coverage.py {' '.join(sys.argv[1:])}` at commit {payload['commit']}: "
           f"{args.trials} trials per row, bootstrap B = {args.bootstrap}; pair-bias rows cluster the sandwich "
           "and the bootstrap by pair.", "",
           markdown_table(rows, [("items", "items"), ("comparisons", "comparisons"), ("judge", "judge"),
-                                ("method", "method"), ("coverage", "cov"), ("median width", "width")])]
+                                ("method", "method"), ("trials", "trials"), ("coverage", "cov"),
+                                ("median width", "width")])]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}  ({time.time() - start:.0f} s)")
 
