@@ -8,7 +8,7 @@ variable).
 from pycomp import baselines  # noqa: E402
 from pycomp._native import core as _native_core
 from pycomp.estimators import BradleyTerry, PoEGaussian
-from pycomp.exceptions import ConvergenceWarning, GraphWarning, NoOptimumError, NotFittedError
+from pycomp.exceptions import ConvergenceWarning, GraphWarning, NoOptimumError, NotFittedError, PriorWarning
 from pycomp.solve import Solution, solve
 
 
@@ -16,6 +16,7 @@ __all__ = [
     "BradleyTerry",
     "ConvergenceWarning",
     "GraphWarning",
+    "PriorWarning",
     "NoOptimumError",
     "NotFittedError",
     "PoEGaussian",

@@ -12,6 +12,10 @@ class GraphWarning(UserWarning):
     """The comparison graph is disconnected and was solved per component."""
 
 
+class PriorWarning(UserWarning):
+    """The prior (alpha) moves many scores by a sizeable part of their interval widths."""
+
+
 class NotFittedError(ValueError, AttributeError):
     """An estimator was used before ``fit``."""
 

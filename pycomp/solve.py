@@ -57,6 +57,9 @@ class Solution:
         "bt" or "gaussian".
     n_inner : int
         Inner iterations (CG steps inside Newton), summed.
+    prior_shift : ndarray of float64, shape (n_items,) or None
+        With ``alpha > 0`` and a bootstrap or sandwich standard errors: about how far the
+        prior moved each score toward 0 (one Newton step, :func:`pycomp.uncertainty.prior_shift`).
     """
 
     scores: np.ndarray
@@ -75,6 +78,7 @@ class Solution:
     _objective_of: Optional[Callable[[np.ndarray], float]] = field(default=None, repr=False, compare=False)
     replicates: Optional[np.ndarray] = field(default=None, repr=False)
     replicates_converged: Optional[np.ndarray] = field(default=None, repr=False)
+    prior_shift: Optional[np.ndarray] = field(default=None, repr=False)
     _ranks: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
     @property
@@ -353,16 +357,19 @@ def solve(
             GraphWarning,
             stacklevel=2,
         )
+    parts = None  # (curvature, prior curvature, scale) at the optimum, on the rows hessian_rows names
+    hessian_rows = (si, sj, sp, sw) if model == "bt" else (i, j, p, weights)
     if return_se and se_method == "sandwich":
         sol.se, sol.se_method = uncertainty.sandwich_se(sol, collapsed, alpha=alpha, beta=beta, rows=(i, j, p, weights),
                                                         cluster=cluster)
     elif return_se:
         # Exact on the collapsed pairs for PoE-BT (the Gaussian's residual variance needs the rows).
-        hi, hj, hp, hw = (si, sj, sp, sw) if model == "bt" else (i, j, p, weights)
-        curv, prior, scale = hessian_parts(
+        hi, hj, hp, hw = hessian_rows
+        parts = hessian_parts(
             sol.scores, hi, hj, hp, hw, model=model, alpha=alpha, beta=beta, n_components=sol.n_components,
             n_threads=n_threads, device=device,
         )
+        curv, prior, scale = parts
         se, sol.se_method = standard_errors(
             hi, hj, curv, prior, sol.labels, method=se_method, n_threads=n_threads, device=device
         )
@@ -370,6 +377,15 @@ def solve(
     if bootstrap is not None:
         uncertainty.attach_bootstrap(sol, collapsed, n_replicates=bootstrap, seed=seed, alpha=alpha, beta=beta, tol=tol,
                                      max_iter=max_iter, n_threads=n_threads)
+    if alpha > 0.0 and (bootstrap is not None or (return_se and se_method == "sandwich")):
+        hi, hj, hp, hw = hessian_rows
+        if parts is None:
+            parts = hessian_parts(
+                sol.scores, hi, hj, hp, hw, model=model, alpha=alpha, beta=beta, n_components=sol.n_components,
+                n_threads=n_threads, device=device,
+            )
+        sol.prior_shift = uncertainty.prior_shift(sol.scores, parts[0], parts[1], hi, hj, model=model, alpha=alpha)
+        uncertainty.warn_if_prior_dominates(sol, alpha)
     return sol
 
 
