@@ -58,6 +58,24 @@ except ModuleNotFoundError as _exc:
     _MISSING = _exc.name
 
 
+def _show_pycomp_warnings_plainly() -> None:
+    """pycomp's own warnings as ``warning: message`` lines on stderr, like the commands' other warnings."""
+    import warnings
+
+    from pycomp import exceptions
+
+    ours = tuple(v for v in vars(exceptions).values() if isinstance(v, type) and issubclass(v, Warning))
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ours):
+            (file or sys.stderr).write(f"warning: {message}\n")
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     """Run the ``pycomp`` command line."""
     if app is None:
@@ -66,6 +84,7 @@ def main() -> None:
             f"pip install 'pycomp[cli]' (or 'pycomp[llm]' for the judge and the trainer)\n"
         )
         raise SystemExit(2)
+    _show_pycomp_warnings_plainly()
     app()
 
 

@@ -258,9 +258,10 @@ def warn_if_prior_dominates(sol, alpha: float, stacklevel: int = 3) -> None:
         f"the prior (alpha = {alpha:g}) moved the scores toward 0 by about as much as the 90% {what} are wide "
         f"(largest shift {np.abs(sol.prior_shift).max():.3g}, Solution.prior_shift): normal 90% intervals that "
         f"wide and that far off would hold the unshrunk scores only {100 * coverage:.0f}% of the time. They "
-        "describe the shrunk scores (a confident judge with few comparisons per item); with a connected "
-        "comparison graph a small alpha (e.g. 0.01) gives intervals for the unshrunk scores; the Hessian "
-        "standard errors (return_se=True) include the prior's own width",
+        "describe the shrunk scores (a confident judge with few comparisons per item). With a connected "
+        "comparison graph a small alpha (alpha=0.01, --alpha 0.01) gives intervals for the unshrunk scores; "
+        "the Hessian standard errors (return_se=True; the se column of the command line) include the prior's "
+        "own width",
         PriorWarning,
         stacklevel=stacklevel,
     )

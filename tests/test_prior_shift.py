@@ -100,3 +100,24 @@ def test_no_prior_warning_for_the_hessian_or_a_weak_prior():
     assert caught == []
     _, caught = _prior_warnings(alpha=0.01, bootstrap=30, seed=0)
     assert caught == []
+
+
+def test_command_line_prints_the_warning_as_a_warning_line(tmp_path):
+    import subprocess
+    import sys
+
+    i, j, p, _ = _confident_sparse_judge()
+    inp = tmp_path / "c.csv"
+    inp.write_text("a,b,p\n" + "".join(f"item{a},item{b},{x!r}\n" for a, b, x in zip(i, j, p.tolist())))
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "pycomp.cli", "solve", str(inp), "--out", str(tmp_path / "s.csv"),
+                               "--bootstrap", "30", *extra], capture_output=True, text=True, timeout=120)
+
+    proc = run()
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "prior" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: the prior (alpha = 1)"), proc.stderr
+    assert "--alpha 0.01" in lines[0] and "PriorWarning" not in proc.stderr
+    proc = run("--alpha", "0.01")
+    assert proc.returncode == 0 and "prior" not in proc.stderr, proc.stderr
