@@ -250,7 +250,10 @@ def warn_if_prior_dominates(sol, alpha: float, stacklevel: int = 3) -> None:
         return
     low, high = percentile_interval(sol.replicates, 0.9) if sol.replicates is not None else (
         sol.scores - _Z90 * sol.se, sol.scores + _Z90 * sol.se)
-    coverage = coverage_under_shift(sol.prior_shift, (high - low) / 2.0)
+    half = (high - low) / 2.0
+    if not (np.all(np.isfinite(sol.prior_shift)) and np.all(np.isfinite(half))):
+        return  # a solve that did not converge says so itself
+    coverage = coverage_under_shift(sol.prior_shift, half)
     if coverage >= PRIOR_COVERAGE_FLOOR:
         return
     what = "bootstrap intervals" if sol.replicates is not None else "sandwich standard errors"
