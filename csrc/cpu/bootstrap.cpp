@@ -15,9 +15,9 @@
 //
 // Solves. A replicate's optimum is near the full solution s0 (its weights differ by
 // about 1/sqrt(count) per pair), so it starts there. Up to dense_limit items the step is
-// a chord step, dir = -H0^-1 g, with H0 the Hessian at s0 under the full data, inverted
-// once and shared by all replicates: each step then costs one pass over the pairs and
-// one product with the inverse. When a chord step does not halve the gradient the
+// a chord step, dir = -H0^-1 g, with H0 the Hessian at s0 under the full data, factored
+// (Cholesky) once and shared by all replicates: each step then costs one pass over the
+// pairs and two triangular solves. When a chord step does not halve the gradient the
 // replicate switches to Newton with its own Hessian (Cholesky), and steps that do not
 // reduce the gradient are backtracked on the objective (Armijo). Above dense_limit each
 // replicate is solved from scratch by the sparse solvers on its own graph.
@@ -230,61 +230,86 @@ void hessian(const Collapsed& c, const PairModel& model, const double* total_w, 
   }
 }
 
-// In-place Cholesky factor (lower triangle of row-major H); false if not definite.
-bool cholesky(index_t n, double* H) {
-  for (index_t j = 0; j < n; ++j) {
-    double* rj = H + static_cast<size_t>(j) * n;
-    double d = rj[j];
-    for (index_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
-    if (!(d > 0.0)) return false;
-    const double l = std::sqrt(d);
+// Rows [j0, j1) of the in-place Cholesky factor, right-looking on the upper triangle of
+// row-major H: row j becomes row j of U = L', and the rows below j in the block take its
+// rank-one update. False if not definite.
+bool factor_rows(index_t n, double* H, index_t j0, index_t j1) {
+  for (index_t j = j0; j < j1; ++j) {
+    double* __restrict rj = H + static_cast<size_t>(j) * n;
+    if (!(rj[j] > 0.0)) return false;
+    const double l = std::sqrt(rj[j]), inv = 1.0 / l;
     rj[j] = l;
-    for (index_t i = j + 1; i < n; ++i) {
-      double* ri = H + static_cast<size_t>(i) * n;
-      double x = ri[j];
-      for (index_t k = 0; k < j; ++k) x -= ri[k] * rj[k];
-      ri[j] = x / l;
+    for (index_t k = j + 1; k < n; ++k) rj[k] *= inv;
+    for (index_t i = j + 1; i < j1; ++i) {
+      double* __restrict ri = H + static_cast<size_t>(i) * n;
+      const double u = rj[i];
+      for (index_t k = i; k < n; ++k) ri[k] -= u * rj[k];
     }
   }
   return true;
 }
 
-// x = -(L L')^-1 g, with y as scratch.
-void chol_solve_negative(index_t n, const double* L, const double* g, double* y, double* x) {
-  for (index_t i = 0; i < n; ++i) {
-    const double* ri = L + static_cast<size_t>(i) * n;
-    double v = -g[i];
-    for (index_t k = 0; k < i; ++k) v -= ri[k] * y[k];
-    y[i] = v / ri[i];
+// In-place Cholesky factor H = L L' of the symmetric row-major H, stored both ways: L in
+// the lower triangle, L' in the upper (so that both triangular solves run along rows);
+// false if not definite. Blocks of kBlock rows are factored, then subtracted from the
+// trailing rows in one pass (a rank-kBlock update, contiguous rows, vectorised).
+bool cholesky(index_t n, double* H) {
+  constexpr index_t kBlock = 8;
+  for (index_t j0 = 0; j0 < n; j0 += kBlock) {
+    const index_t j1 = std::min(n, j0 + kBlock);
+    if (!factor_rows(n, H, j0, j1)) return false;
+    if (j1 - j0 == kBlock) {
+      const double* u[kBlock];
+      for (index_t t = 0; t < kBlock; ++t) u[t] = H + static_cast<size_t>(j0 + t) * n;
+      for (index_t i = j1; i < n; ++i) {
+        double* __restrict ri = H + static_cast<size_t>(i) * n;
+        const double c0 = u[0][i], c1 = u[1][i], c2 = u[2][i], c3 = u[3][i];
+        const double c4 = u[4][i], c5 = u[5][i], c6 = u[6][i], c7 = u[7][i];
+        const double* __restrict u0 = u[0];
+        const double* __restrict u1 = u[1];
+        const double* __restrict u2 = u[2];
+        const double* __restrict u3 = u[3];
+        const double* __restrict u4 = u[4];
+        const double* __restrict u5 = u[5];
+        const double* __restrict u6 = u[6];
+        const double* __restrict u7 = u[7];
+        for (index_t k = i; k < n; ++k) {
+          ri[k] -= ((c0 * u0[k] + c1 * u1[k]) + (c2 * u2[k] + c3 * u3[k])) +
+                   ((c4 * u4[k] + c5 * u5[k]) + (c6 * u6[k] + c7 * u7[k]));
+        }
+      }
+    } else {
+      for (index_t t = j0; t < j1; ++t) {
+        const double* __restrict rt = H + static_cast<size_t>(t) * n;
+        for (index_t i = j1; i < n; ++i) {
+          double* __restrict ri = H + static_cast<size_t>(i) * n;
+          const double c = rt[i];
+          for (index_t k = i; k < n; ++k) ri[k] -= c * rt[k];
+        }
+      }
+    }
   }
-  for (index_t i = n - 1; i >= 0; --i) {
-    const double* ri = L + static_cast<size_t>(i) * n;
+  for (index_t i = 1; i < n; ++i) {
+    for (index_t k = 0; k < i; ++k) H[static_cast<size_t>(i) * n + k] = H[static_cast<size_t>(k) * n + i];
+  }
+  return true;
+}
+
+// x = -(L L')^-1 g from cholesky's factor F (L below the diagonal, L' above), y as scratch;
+// both solves subtract multiples of rows (vectorised).
+void chol_solve_negative(index_t n, const double* F, const double* g, double* __restrict y, double* __restrict x) {
+  for (index_t i = 0; i < n; ++i) y[i] = -g[i];
+  for (index_t i = 0; i < n; ++i) {  // L y = -g, by the rows of L'
+    const double* __restrict ri = F + static_cast<size_t>(i) * n;
+    const double yi = y[i] / ri[i];
+    y[i] = yi;
+    for (index_t k = i + 1; k < n; ++k) y[k] -= ri[k] * yi;
+  }
+  for (index_t i = n - 1; i >= 0; --i) {  // L' x = y, by the rows of L
+    const double* __restrict ri = F + static_cast<size_t>(i) * n;
     const double xi = y[i] / ri[i];
     x[i] = xi;
     for (index_t k = 0; k < i; ++k) y[k] -= ri[k] * xi;
-  }
-}
-
-// M = (L L')^-1, row-major n x n (symmetric), from the Cholesky factor L.
-std::vector<double> chol_inverse(index_t n, const double* L) {
-  std::vector<double> M(static_cast<size_t>(n) * n), e(n), y(n), x(n);
-  for (index_t c = 0; c < n; ++c) {
-    std::fill(e.begin(), e.end(), 0.0);
-    e[c] = -1.0;
-    chol_solve_negative(n, L, e.data(), y.data(), x.data());
-    for (index_t r = 0; r < n; ++r) M[static_cast<size_t>(r) * n + c] = x[r];
-  }
-  return M;
-}
-
-// x = -M g for the symmetric M, by columns (independent lanes, vectorised).
-void symmetric_product_negative(index_t n, const double* __restrict M, const double* __restrict g,
-                                 double* __restrict x) {
-  std::fill(x, x + n, 0.0);
-  for (index_t c = 0; c < n; ++c) {
-    const double* __restrict col = M + static_cast<size_t>(c) * n;  // row c = column c
-    const double gc = -g[c];
-    for (index_t r = 0; r < n; ++r) x[r] += col[r] * gc;
   }
 }
 
@@ -313,12 +338,12 @@ double largest_item_weight(const Collapsed& c, const double* total, double* y) {
   return largest;
 }
 
-// Solves one replicate from s (in place) with the shared inverse Hessian M0 (nullptr: none).
+// Solves one replicate from s (in place) with the shared Cholesky factor F0 (nullptr: none).
 // Returns the iterations; sets converged.
 int dense_replicate(const Collapsed& c, const PairModel& model, const double* wins, const double* total,
-                    const double* M0, const BootstrapOptions& opt, double* s, DenseScratch& w, bool& converged) {
+                    const double* F0, const BootstrapOptions& opt, double* s, DenseScratch& w, bool& converged) {
   const index_t n = c.n;
-  bool chord = M0 != nullptr;
+  bool chord = F0 != nullptr;
   double gn = gradient(c, model, wins, total, s, w.g.data(), w.up.data(), w.down.data());
   double previous = INFINITY;
   int it = 0;
@@ -329,7 +354,7 @@ int dense_replicate(const Collapsed& c, const PairModel& model, const double* wi
     ++it;
     if (chord && gn > 0.5 * previous) chord = false;  // the shared Hessian is too far off
     if (chord) {
-      symmetric_product_negative(n, M0, w.g.data(), w.dir.data());
+      chol_solve_negative(n, F0, w.g.data(), w.y.data(), w.dir.data());
     } else {
       if (w.L.empty()) w.L.resize(static_cast<size_t>(n) * n);
       hessian(c, model, total, wins, s, w.L.data());
@@ -515,12 +540,12 @@ BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const Boo
   res.converged.assign(static_cast<size_t>(B), 0);
   const PairModel model{opt.gaussian, opt.alpha, opt.beta};
   const bool dense = n <= opt.dense_limit;
-  // The shared inverse Hessian at s0 under the full data.
-  std::vector<double> M0;
+  // The shared Hessian at s0 under the full data, factored.
+  std::vector<double> F0;
   if (dense) {
-    std::vector<double> L0(static_cast<size_t>(n) * n);
-    hessian(c, model, c.total.data(), c.wins.data(), s0, L0.data());
-    if (cholesky(n, L0.data())) M0 = chol_inverse(n, L0.data());
+    F0.resize(static_cast<size_t>(n) * n);
+    hessian(c, model, c.total.data(), c.wins.data(), s0, F0.data());
+    if (!cholesky(n, F0.data())) F0.clear();
   }
   const UnitSampler sampler = given_counts ? UnitSampler(Collapsed{}) : UnitSampler(c);
   // Replicates are independent: one per thread (each is far too small to share).
@@ -544,7 +569,7 @@ BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const Boo
       if (dense) {
         std::copy(s0, s0 + n, s);
         scratch.largest_weight = largest_item_weight(c, total.data(), scratch.y.data());
-        res.n_iter[r] = dense_replicate(c, model, wins.data(), total.data(), M0.empty() ? nullptr : M0.data(), opt,
+        res.n_iter[r] = dense_replicate(c, model, wins.data(), total.data(), F0.empty() ? nullptr : F0.data(), opt,
                                         s, scratch, ok);
       } else {
         res.n_iter[r] = sparse_replicate(c, opt, wins.data(), total.data(), s, ok);
