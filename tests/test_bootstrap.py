@@ -146,6 +146,45 @@ def test_same_seed_same_replicates_whatever_the_threads():
     np.testing.assert_array_equal(core().bootstrap_counts(c, 30, 7)[[3, 17]], core().bootstrap_counts(c, 18, 7)[[3, 17]])
 
 
+# bootstrap_counts(collapse(*_arena(default_rng(17), n, rows)), 12, seed)[[0, 1, 11]], as recorded
+# from the sampler before its constants were shared by the units of equal count: the same seed
+# must keep drawing the same replicates. 4 / 100: Poisson means 0.8 to 16.8 (inversion and
+# PTRS), 3 / 30000: means near 1000 (PTRS), 8 / 60: categorical draws.
+_RECORDED_COUNTS = {
+    (4, 100, 0): [[13, 2, 0, 27, 5, 4, 7, 4, 4, 18, 1, 3, 8, 4], [13, 11, 4, 22, 1, 13, 8, 5, 5, 7, 2, 1, 8, 0],
+                  [19, 6, 2, 22, 3, 6, 8, 2, 6, 10, 0, 2, 11, 3]],
+    (4, 100, 7): [[16, 5, 1, 19, 5, 4, 14, 5, 4, 13, 0, 1, 13, 0], [19, 7, 2, 23, 6, 7, 8, 2, 5, 12, 2, 1, 5, 1],
+                  [11, 7, 3, 19, 5, 11, 10, 3, 6, 11, 2, 2, 8, 2]],
+    (4, 100, 2**40 + 3): [[19, 2, 2, 23, 5, 6, 8, 1, 6, 10, 0, 2, 13, 3], [16, 5, 0, 24, 3, 6, 12, 3, 1, 12, 1, 3, 11, 3],
+                          [14, 6, 2, 18, 5, 5, 17, 2, 1, 21, 0, 1, 6, 2]],
+    (3, 30000, 0): [[4408, 934, 4581, 3837, 953, 5219, 3931, 1048, 5089],
+                    [4448, 1026, 4584, 3711, 959, 5251, 3908, 1031, 5082],
+                    [4550, 971, 4538, 3801, 972, 5261, 3964, 1072, 4871]],
+    (3, 30000, 7): [[4512, 997, 4499, 3866, 1035, 5145, 3892, 1034, 5020],
+                    [4459, 987, 4552, 3903, 1023, 5168, 3899, 1037, 4972],
+                    [4390, 1046, 4508, 3854, 987, 5284, 3844, 1089, 4998]],
+    (8, 60, 0): [[2, 4, 1, 3, 3, 1, 1, 0, 0, 2, 1, 1, 0, 0, 0, 3, 2, 3, 0, 0, 0, 3, 0, 0, 3, 3, 2, 1, 2, 1, 4, 0, 1, 0,
+                  1, 0, 1, 1, 5, 1, 2, 2],
+                 [3, 5, 2, 1, 3, 0, 0, 2, 1, 0, 0, 2, 4, 1, 1, 1, 3, 1, 0, 0, 1, 1, 1, 0, 4, 1, 3, 0, 2, 0, 2, 1, 0, 0,
+                  3, 4, 1, 2, 2, 2, 0, 0],
+                 [3, 3, 0, 1, 4, 1, 0, 1, 1, 1, 0, 1, 1, 2, 1, 1, 0, 0, 2, 1, 0, 1, 2, 4, 2, 7, 1, 1, 0, 1, 2, 1, 2, 1,
+                  0, 6, 2, 1, 1, 0, 0, 1]],
+}
+
+
+@pytest.mark.parametrize("n,rows,seed", list(_RECORDED_COUNTS))
+def test_draws_are_the_recorded_ones(n, rows, seed):
+    c = collapse(*_arena(np.random.default_rng(17), n, rows))
+    np.testing.assert_array_equal(core().bootstrap_counts(c, 12, seed)[[0, 1, 11]], _RECORDED_COUNTS[n, rows, seed])
+
+
+def test_draws_over_many_units_are_the_recorded_ones():
+    # 966 units of 1 to 13 copies; a fingerprint of the 5 replicates, as recorded.
+    c = collapse(*_arena(np.random.default_rng(18), 30, 3000))
+    counts = core().bootstrap_counts(c, 5, 123)
+    assert (c.n_units, c.unit_count.max()) == (966, 13)
+    assert int(counts.ravel() @ (np.arange(counts.size) % 9973)) == 36253334
+
 def test_cluster_bootstrap_draws_whole_clusters():
     rng = np.random.default_rng(5)
     i, j, p = _arena(rng, 6, 600, soft=True)
