@@ -6,8 +6,9 @@
 // lambda = draws - 2 sqrt(draws), redrawn in the rare case sum X > draws; given
 // sum X = s, X ~ Multinomial(s, q), so adding draws - s categorical draws from q gives
 // Multinomial(draws, q) whatever s is. The Poisson means are the same in every
-// replicate, so each unit's sampler constants are computed once: PTRS (Hormann 1993,
-// transformed rejection with squeeze) for means >= 10, inversion below. The categorical
+// replicate, so the sampler constants are computed once per distinct unit count: PTRS
+// (Hormann 1993, transformed rejection with squeeze) for means >= 10, inversion of a
+// tabulated distribution function below. The categorical
 // draws use Walker's alias table in exact integers (columns of capacity draws) and
 // exact uniform integers. With few copies per unit all draws are categorical. Each
 // replicate has its own xoshiro256** stream seeded from (seed, replicate), so results do
@@ -27,6 +28,7 @@
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
+#include <unordered_map>
 #include <vector>
 
 #include "core/bt_math.h"
@@ -116,18 +118,26 @@ UnitSampler::Poisson poisson_constants(double mu) {
   return c;
 }
 
-// Poisson(mu) for mu < 10, by inversion of the distribution function.
-std::int64_t poisson_inversion(Stream& g, const UnitSampler::Poisson& c) {
+// Appends the distribution function of Poisson(mu), mu < 10, to cdf: its partial sums up to
+// the first term that underflows to zero.
+void append_poisson_cdf(const UnitSampler::Poisson& c, std::vector<double>& cdf) {
+  double pk = c.b, sum = pk;
+  cdf.push_back(sum);
+  for (std::int64_t k = 1; pk > 0.0; ++k) {
+    pk *= c.mu / static_cast<double>(k);
+    sum += pk;
+    cdf.push_back(sum);
+  }
+}
+
+// Poisson(mu) for mu < 10, by inversion of its tabulated distribution function.
+std::int64_t poisson_inversion(Stream& g, const double* cdf, std::size_t size) {
   for (;;) {
     const double u = g.uniform();
-    double pk = c.b, cdf = pk;
-    std::int64_t k = 0;
-    while (u > cdf && pk > 0.0) {
-      ++k;
-      pk *= c.mu / static_cast<double>(k);
-      cdf += pk;
+    for (std::size_t k = 0; k < size; ++k) {
+      if (u <= cdf[k]) return static_cast<std::int64_t>(k);
     }
-    if (u <= cdf) return k;  // else the sum stalled below u by rounding: draw again
+    // the sums stalled below u by rounding: draw again
   }
 }
 
@@ -461,11 +471,29 @@ UnitSampler::UnitSampler(const Collapsed& c) : draws_(c.draws) {
   const double N = static_cast<double>(draws_);
   if (draws_ >= 2 * static_cast<std::int64_t>(U) && draws_ >= 64) {
     lambda_ = N - 2.0 * std::sqrt(N);
-    poisson_.resize(U);
+    // Many units share a count: one set of constants per distinct count, in order of
+    // first appearance; counts below kDirect are looked up directly.
+    constexpr count_t kDirect = 4096;
+    std::vector<std::uint32_t> direct(static_cast<size_t>(std::min<count_t>(kDirect, draws_ + 1)), UINT32_MAX);
+    std::unordered_map<count_t, std::uint32_t> beyond;
+    kind_.resize(U);
     double largest = 0.0;
     for (size_t u = 0; u < U; ++u) {
-      poisson_[u] = poisson_constants(lambda_ * (static_cast<double>(c.unit_count[u]) / N));
-      largest = std::max(largest, poisson_[u].mu);
+      const count_t k = c.unit_count[u];
+      std::uint32_t& slot = k < static_cast<count_t>(direct.size()) ? direct[static_cast<size_t>(k)]
+                                                                     : beyond.emplace(k, UINT32_MAX).first->second;
+      if (slot == UINT32_MAX) {
+        slot = static_cast<std::uint32_t>(poisson_.size());
+        Poisson p = poisson_constants(lambda_ * (static_cast<double>(k) / N));
+        if (p.mu < 10.0) {
+          p.cdf_begin = cdf_.size();
+          append_poisson_cdf(p, cdf_);
+          p.cdf_size = cdf_.size() - p.cdf_begin;
+        }
+        poisson_.push_back(p);
+        largest = std::max(largest, p.mu);
+      }
+      kind_[u] = slot;
     }
     // log(k!) tabulated over the likely draws (at most 2^16 entries), exactly up to 255.
     const double reach = std::min(largest + 12.0 * std::sqrt(largest) + 64.0, 65536.0);
@@ -510,8 +538,9 @@ void UnitSampler::draw(std::uint64_t seed, std::int64_t replicate, std::int64_t*
     do {  // independent Poissons, kept when their total does not pass draws (P > 0.97)
       drawn = 0;
       for (size_t u = 0; u < U; ++u) {
-        const Poisson& c = poisson_[u];
-        const std::int64_t k = c.mu >= 10.0 ? poisson_ptrs(g, c, log_fact) : poisson_inversion(g, c);
+        const Poisson& c = poisson_[kind_[u]];
+        const std::int64_t k =
+            c.mu >= 10.0 ? poisson_ptrs(g, c, log_fact) : poisson_inversion(g, cdf_.data() + c.cdf_begin, c.cdf_size);
         counts[u] = k;
         drawn += k;
       }
@@ -523,10 +552,6 @@ void UnitSampler::draw(std::uint64_t seed, std::int64_t replicate, std::int64_t*
     const std::int64_t y = static_cast<std::int64_t>(g.below(capacity));
     counts[y < threshold_[x] ? x : static_cast<std::uint64_t>(alias_[x])] += 1;
   }
-}
-
-void draw_unit_counts(const Collapsed& c, std::uint64_t seed, std::int64_t replicate, std::int64_t* counts) {
-  UnitSampler(c).draw(seed, replicate, counts);
 }
 
 BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const BootstrapOptions& opt,
