@@ -61,6 +61,38 @@ def test_sparse_path_equals_dense_path():
     np.testing.assert_allclose(dense, sparse, atol=1e-8)
 
 
+def _far_replicates(boosts):
+    """6 items, and given counts where item 0 loses none of its comparisons and wins each
+    `boost` times as often: replicates whose optimum is far from the full solution, where
+    the chord step with the full data's Hessian fails and Newton takes over."""
+    i, j, p = _arena(np.random.default_rng(8), 6, 600)
+    c = collapse(i, j, p)
+    unit = np.repeat(np.arange(c.n_units), np.diff(c.unit_start))
+    a, b = c.a[c.unit_pair], c.b[c.unit_pair]
+    frac = c.unit_wins / c.unit_total
+    wins = unit[((a == 0) & (frac == 1)) | ((b == 0) & (frac == 0))]
+    losses = unit[((a == 0) & (frac < 1)) | ((b == 0) & (frac > 0))]
+    counts = np.tile(c.unit_count, (len(boosts), 1))
+    for r, boost in enumerate(boosts):
+        counts[r, wins] *= boost
+        counts[r, losses] = 0
+    return (i, j, p), c, counts
+
+
+@pytest.mark.parametrize("model,alpha", [("bt", 1.0), ("gaussian", 0.5)])
+def test_replicates_far_from_the_full_solution(model, alpha):
+    rows, c, counts = _far_replicates((1, 4, 10, 40))
+    s0 = pycomp.solve(*rows, model=model, alpha=alpha, tol=1e-12).scores
+    s, _, ok = core().bootstrap(c, s0, model, alpha, 0.5, 1e-10, 100, len(counts), 0, 1, counts, 1500)
+    assert ok.all()
+    for r in range(len(counts)):
+        drawn = _unit_comparisons(c, counts[r])
+        ref = R.bt_solve(drawn, alpha, gtol=1e-12) if model == "bt" else R.gaussian_solve(drawn, alpha)
+        if model == "bt":
+            assert np.abs(ref - s0).max() > 3  # far: Newton takes over
+        np.testing.assert_allclose(s[r], ref, atol=1e-6)
+
+
 def test_draws_follow_the_multinomial_of_the_rows():
     # Drawing m rows with replacement puts Multinomial(m, N_u / m) copies on the units.
     rng = np.random.default_rng(3)
