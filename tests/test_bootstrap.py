@@ -93,6 +93,20 @@ def test_replicates_far_from_the_full_solution(model, alpha):
         np.testing.assert_allclose(s[r], ref, atol=1e-6)
 
 
+@pytest.mark.parametrize("alpha", [0.2, 0.05])
+def test_newton_does_not_leap_past_the_optimum(alpha):
+    # A weak prior and an item that wins everything: the Newton step from a nearly singular
+    # Hessian once leapt to scores ~1e14 where the gradient was also small. Near-saturated
+    # pairs leave the item little curvature: the replicate's relative stopping rule
+    # (1e-9 x the largest item weight) holds its scores to about 1e-5 here.
+    rows, c, counts = _far_replicates((40,))
+    s0 = pycomp.solve(*rows, alpha=alpha, tol=1e-12).scores
+    s, _, ok = core().bootstrap(c, s0, "bt", alpha, 0.5, 1e-10, 100, 1, 0, 1, counts, 1500)
+    assert ok.all()
+    ref = R.bt_solve(_unit_comparisons(c, counts[0]), alpha, gtol=1e-12)
+    assert np.abs(ref - s0).max() > 8
+    np.testing.assert_allclose(s[0], ref, atol=1e-4)
+
 def test_draws_follow_the_multinomial_of_the_rows():
     # Drawing m rows with replacement puts Multinomial(m, N_u / m) copies on the units.
     rng = np.random.default_rng(3)

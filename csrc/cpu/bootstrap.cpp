@@ -373,16 +373,25 @@ int dense_replicate(const Collapsed& c, const PairModel& model, const double* wi
     }
     for (index_t x = 0; x < n; ++x) w.trial[x] = s[x] + w.dir[x];
     double gn_new = gradient(c, model, wins, total, w.trial.data(), w.g_new.data(), w.up.data(), w.down.data());
-    if (!(gn_new < gn)) {
+    bool accept = gn_new < gn;
+    double f0 = NAN;
+    if (accept && !chord) {
+      // A Newton step from a nearly singular Hessian (saturated pairs, a weak prior) can
+      // leap far past the optimum to where the gradient is small too: F must not grow.
+      f0 = model.objective(c, wins, total, s);
+      const double f = model.objective(c, wins, total, w.trial.data());
+      accept = f <= f0 + 1e-13 * (std::fabs(f0) + 1.0);
+    }
+    if (!accept) {
       if (chord) {  // retry this step as Newton
         chord = false;
         previous = INFINITY;
         continue;
       }
-      // Newton step that does not shrink the gradient: Armijo backtracking on F.
+      // Newton step that does not shrink the gradient or grows F: Armijo backtracking on F.
       double slope = 0.0;
       for (index_t x = 0; x < n; ++x) slope += w.g[x] * w.dir[x];
-      const double f0 = model.objective(c, wins, total, s);
+      if (std::isnan(f0)) f0 = model.objective(c, wins, total, s);
       double t = 1.0;
       bool found = false;
       for (int h = 0; h < 60 && !found; ++h, t *= 0.5) {
