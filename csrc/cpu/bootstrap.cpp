@@ -118,9 +118,15 @@ UnitSampler::Poisson poisson_constants(double mu) {
   return c;
 }
 
-// Appends the distribution function of Poisson(mu), mu < 10, to cdf: its partial sums up to
-// the first term that underflows to zero.
-void append_poisson_cdf(const UnitSampler::Poisson& c, std::vector<double>& cdf) {
+// Inversion draws start at a guide table's entry (Chen & Asau): bucket j = floor(u kGuide)
+// starts at the first k with cdf[k] >= j / kGuide, as every k below has cdf[k] < u. With
+// kGuide a power of 2, u kGuide and j / kGuide are exact.
+constexpr std::size_t kGuide = 128;
+
+// Appends the distribution function of Poisson(mu), mu < 10, to cdf (its partial sums up to
+// the first term that underflows to zero) and its guide table to guide.
+void append_poisson_cdf(UnitSampler::Poisson& c, std::vector<double>& cdf, std::vector<std::uint32_t>& guide) {
+  c.cdf_begin = cdf.size();
   double pk = c.b, sum = pk;
   cdf.push_back(sum);
   for (std::int64_t k = 1; pk > 0.0; ++k) {
@@ -128,13 +134,21 @@ void append_poisson_cdf(const UnitSampler::Poisson& c, std::vector<double>& cdf)
     sum += pk;
     cdf.push_back(sum);
   }
+  c.cdf_size = cdf.size() - c.cdf_begin;
+  c.guide_begin = guide.size();
+  std::size_t k = 0;
+  for (std::size_t j = 0; j < kGuide; ++j) {
+    const double floor_ = static_cast<double>(j) / kGuide;
+    while (k < c.cdf_size && cdf[c.cdf_begin + k] < floor_) ++k;
+    guide.push_back(static_cast<std::uint32_t>(k));
+  }
 }
 
 // Poisson(mu) for mu < 10, by inversion of its tabulated distribution function.
-std::int64_t poisson_inversion(Stream& g, const double* cdf, std::size_t size) {
+std::int64_t poisson_inversion(Stream& g, const double* cdf, std::size_t size, const std::uint32_t* guide) {
   for (;;) {
     const double u = g.uniform();
-    for (std::size_t k = 0; k < size; ++k) {
+    for (std::size_t k = guide[static_cast<std::size_t>(u * kGuide)]; k < size; ++k) {
       if (u <= cdf[k]) return static_cast<std::int64_t>(k);
     }
     // the sums stalled below u by rounding: draw again
@@ -494,11 +508,7 @@ UnitSampler::UnitSampler(const Collapsed& c) : draws_(c.draws) {
       if (slot == UINT32_MAX) {
         slot = static_cast<std::uint32_t>(poisson_.size());
         Poisson p = poisson_constants(lambda_ * (static_cast<double>(k) / N));
-        if (p.mu < 10.0) {
-          p.cdf_begin = cdf_.size();
-          append_poisson_cdf(p, cdf_);
-          p.cdf_size = cdf_.size() - p.cdf_begin;
-        }
+        if (p.mu < 10.0) append_poisson_cdf(p, cdf_, guide_);
         poisson_.push_back(p);
         largest = std::max(largest, p.mu);
       }
@@ -549,7 +559,8 @@ void UnitSampler::draw(std::uint64_t seed, std::int64_t replicate, std::int64_t*
       for (size_t u = 0; u < U; ++u) {
         const Poisson& c = poisson_[kind_[u]];
         const std::int64_t k =
-            c.mu >= 10.0 ? poisson_ptrs(g, c, log_fact) : poisson_inversion(g, cdf_.data() + c.cdf_begin, c.cdf_size);
+            c.mu >= 10.0 ? poisson_ptrs(g, c, log_fact) : poisson_inversion(g, cdf_.data() + c.cdf_begin, c.cdf_size,
+                                                                       guide_.data() + c.guide_begin);
         counts[u] = k;
         drawn += k;
       }

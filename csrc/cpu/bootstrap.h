@@ -44,7 +44,8 @@ class UnitSampler {
 
   struct Poisson {  // Poisson(mu) by PTRS (mu >= 10) or by inversion (mu < 10, b = exp(-mu))
     double mu, b, a, two_a, inv_alpha, v_r, log_mu, shift;
-    std::size_t cdf_begin, cdf_size;  // inversion: the distribution function, in cdf_
+    std::size_t cdf_begin, cdf_size;  // inversion: the distribution function, in cdf_, and its
+    std::size_t guide_begin;           // guide table (kGuide entries) in guide_
   };
 
  private:
@@ -53,6 +54,7 @@ class UnitSampler {
   std::vector<Poisson> poisson_;        // [distinct unit counts]
   std::vector<std::uint32_t> kind_;     // [U] unit u draws from poisson_[kind_[u]]
   std::vector<double> cdf_;             // the inversion tables, one after the other
+  std::vector<std::uint32_t> guide_;    // guide_[guide_begin + j]: the first k with cdf >= j / kGuide
   std::vector<double> log_factorial_;   // log(k!) for small k
   std::vector<std::int64_t> threshold_;  // [U] exact integer alias table, columns of capacity draws
   std::vector<std::int64_t> alias_;     // [U]
