@@ -217,18 +217,32 @@ double gradient(const Collapsed& c, const PairModel& model, const double* wins, 
       up[x] = std::exp(s[x]);
       down[x] = std::exp(-s[x]);
     }
-    for (size_t k = 0; k < P; ++k) {
-      const index_t a = pa[k], b = pb[k];
-      const double t = bt_terms_given_ratio(up[b] * down[a], wins[k], total[k]).grad;
-      g[a] += t;
-      g[b] -= t;
+    // g[a] is summed in a register over each run of pairs of the same a (the pairs come in
+    // (a, b) order), the same sums in the same order without a store per pair.
+    for (size_t k = 0; k < P;) {
+      const index_t a = pa[k];
+      const double down_a = down[a];
+      double ga = g[a];
+      for (; k < P && pa[k] == a; ++k) {
+        const index_t b = pb[k];
+        const double t = bt_terms_given_ratio(up[b] * down_a, wins[k], total[k]).grad;
+        ga += t;
+        g[b] -= t;
+      }
+      g[a] = ga;
     }
   } else {
-    for (size_t k = 0; k < P; ++k) {
-      const index_t a = pa[k], b = pb[k];
-      const double t = model.pair(s[a] - s[b], wins[k], total[k]).grad;
-      g[a] += t;
-      g[b] -= t;
+    for (size_t k = 0; k < P;) {
+      const index_t a = pa[k];
+      const double sa = s[a];
+      double ga = g[a];
+      for (; k < P && pa[k] == a; ++k) {
+        const index_t b = pb[k];
+        const double t = model.pair(sa - s[b], wins[k], total[k]).grad;
+        ga += t;
+        g[b] -= t;
+      }
+      g[a] = ga;
     }
   }
   double norm = 0.0;
