@@ -127,7 +127,8 @@ bootstrap's resampling units (identical comparisons, or clusters when cluster is
         py::array_t<std::int64_t> out({static_cast<py::ssize_t>(replicates), U});
         std::int64_t* d = out.mutable_data();
         py::gil_scoped_release release;
-        for (std::int64_t r = 0; r < replicates; ++r) cpu::draw_unit_counts(c, seed, r, d + r * U);
+        const cpu::UnitSampler sampler(c);
+        for (std::int64_t r = 0; r < replicates; ++r) sampler.draw(seed, r, d + r * U);
         return out;
       },
       py::arg("collapsed"), py::arg("replicates"), py::arg("seed"),

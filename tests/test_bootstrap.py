@@ -61,6 +61,52 @@ def test_sparse_path_equals_dense_path():
     np.testing.assert_allclose(dense, sparse, atol=1e-8)
 
 
+def _far_replicates(boosts):
+    """6 items, and given counts where item 0 loses none of its comparisons and wins each
+    `boost` times as often: replicates whose optimum is far from the full solution, where
+    the chord step with the full data's Hessian fails and Newton takes over."""
+    i, j, p = _arena(np.random.default_rng(8), 6, 600)
+    c = collapse(i, j, p)
+    unit = np.repeat(np.arange(c.n_units), np.diff(c.unit_start))
+    a, b = c.a[c.unit_pair], c.b[c.unit_pair]
+    frac = c.unit_wins / c.unit_total
+    wins = unit[((a == 0) & (frac == 1)) | ((b == 0) & (frac == 0))]
+    losses = unit[((a == 0) & (frac < 1)) | ((b == 0) & (frac > 0))]
+    counts = np.tile(c.unit_count, (len(boosts), 1))
+    for r, boost in enumerate(boosts):
+        counts[r, wins] *= boost
+        counts[r, losses] = 0
+    return (i, j, p), c, counts
+
+
+@pytest.mark.parametrize("model,alpha", [("bt", 1.0), ("gaussian", 0.5)])
+def test_replicates_far_from_the_full_solution(model, alpha):
+    rows, c, counts = _far_replicates((1, 4, 10, 40))
+    s0 = pycomp.solve(*rows, model=model, alpha=alpha, tol=1e-12).scores
+    s, _, ok = core().bootstrap(c, s0, model, alpha, 0.5, 1e-10, 100, len(counts), 0, 1, counts, 1500)
+    assert ok.all()
+    for r in range(len(counts)):
+        drawn = _unit_comparisons(c, counts[r])
+        ref = R.bt_solve(drawn, alpha, gtol=1e-12) if model == "bt" else R.gaussian_solve(drawn, alpha)
+        if model == "bt":
+            assert np.abs(ref - s0).max() > 3  # far: Newton takes over
+        np.testing.assert_allclose(s[r], ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.05])
+def test_newton_does_not_leap_past_the_optimum(alpha):
+    # A weak prior and an item that wins everything: the Newton step from a nearly singular
+    # Hessian once leapt to scores ~1e14 where the gradient was also small. Near-saturated
+    # pairs leave the item little curvature: the replicate's relative stopping rule
+    # (1e-9 x the largest item weight) holds its scores to about 1e-5 here.
+    rows, c, counts = _far_replicates((40,))
+    s0 = pycomp.solve(*rows, alpha=alpha, tol=1e-12).scores
+    s, _, ok = core().bootstrap(c, s0, "bt", alpha, 0.5, 1e-10, 100, 1, 0, 1, counts, 1500)
+    assert ok.all()
+    ref = R.bt_solve(_unit_comparisons(c, counts[0]), alpha, gtol=1e-12)
+    assert np.abs(ref - s0).max() > 8
+    np.testing.assert_allclose(s[0], ref, atol=1e-4)
+
 def test_draws_follow_the_multinomial_of_the_rows():
     # Drawing m rows with replacement puts Multinomial(m, N_u / m) copies on the units.
     rng = np.random.default_rng(3)
@@ -145,6 +191,45 @@ def test_same_seed_same_replicates_whatever_the_threads():
     c = collapse(i, j, p)
     np.testing.assert_array_equal(core().bootstrap_counts(c, 30, 7)[[3, 17]], core().bootstrap_counts(c, 18, 7)[[3, 17]])
 
+
+# bootstrap_counts(collapse(*_arena(default_rng(17), n, rows)), 12, seed)[[0, 1, 11]], as recorded
+# from the sampler before its constants were shared by the units of equal count: the same seed
+# must keep drawing the same replicates. 4 / 100: Poisson means 0.8 to 16.8 (inversion and
+# PTRS), 3 / 30000: means near 1000 (PTRS), 8 / 60: categorical draws.
+_RECORDED_COUNTS = {
+    (4, 100, 0): [[13, 2, 0, 27, 5, 4, 7, 4, 4, 18, 1, 3, 8, 4], [13, 11, 4, 22, 1, 13, 8, 5, 5, 7, 2, 1, 8, 0],
+                  [19, 6, 2, 22, 3, 6, 8, 2, 6, 10, 0, 2, 11, 3]],
+    (4, 100, 7): [[16, 5, 1, 19, 5, 4, 14, 5, 4, 13, 0, 1, 13, 0], [19, 7, 2, 23, 6, 7, 8, 2, 5, 12, 2, 1, 5, 1],
+                  [11, 7, 3, 19, 5, 11, 10, 3, 6, 11, 2, 2, 8, 2]],
+    (4, 100, 2**40 + 3): [[19, 2, 2, 23, 5, 6, 8, 1, 6, 10, 0, 2, 13, 3], [16, 5, 0, 24, 3, 6, 12, 3, 1, 12, 1, 3, 11, 3],
+                          [14, 6, 2, 18, 5, 5, 17, 2, 1, 21, 0, 1, 6, 2]],
+    (3, 30000, 0): [[4408, 934, 4581, 3837, 953, 5219, 3931, 1048, 5089],
+                    [4448, 1026, 4584, 3711, 959, 5251, 3908, 1031, 5082],
+                    [4550, 971, 4538, 3801, 972, 5261, 3964, 1072, 4871]],
+    (3, 30000, 7): [[4512, 997, 4499, 3866, 1035, 5145, 3892, 1034, 5020],
+                    [4459, 987, 4552, 3903, 1023, 5168, 3899, 1037, 4972],
+                    [4390, 1046, 4508, 3854, 987, 5284, 3844, 1089, 4998]],
+    (8, 60, 0): [[2, 4, 1, 3, 3, 1, 1, 0, 0, 2, 1, 1, 0, 0, 0, 3, 2, 3, 0, 0, 0, 3, 0, 0, 3, 3, 2, 1, 2, 1, 4, 0, 1, 0,
+                  1, 0, 1, 1, 5, 1, 2, 2],
+                 [3, 5, 2, 1, 3, 0, 0, 2, 1, 0, 0, 2, 4, 1, 1, 1, 3, 1, 0, 0, 1, 1, 1, 0, 4, 1, 3, 0, 2, 0, 2, 1, 0, 0,
+                  3, 4, 1, 2, 2, 2, 0, 0],
+                 [3, 3, 0, 1, 4, 1, 0, 1, 1, 1, 0, 1, 1, 2, 1, 1, 0, 0, 2, 1, 0, 1, 2, 4, 2, 7, 1, 1, 0, 1, 2, 1, 2, 1,
+                  0, 6, 2, 1, 1, 0, 0, 1]],
+}
+
+
+@pytest.mark.parametrize("n,rows,seed", list(_RECORDED_COUNTS))
+def test_draws_are_the_recorded_ones(n, rows, seed):
+    c = collapse(*_arena(np.random.default_rng(17), n, rows))
+    np.testing.assert_array_equal(core().bootstrap_counts(c, 12, seed)[[0, 1, 11]], _RECORDED_COUNTS[n, rows, seed])
+
+
+def test_draws_over_many_units_are_the_recorded_ones():
+    # 966 units of 1 to 13 copies; a fingerprint of the 5 replicates, as recorded.
+    c = collapse(*_arena(np.random.default_rng(18), 30, 3000))
+    counts = core().bootstrap_counts(c, 5, 123)
+    assert (c.n_units, c.unit_count.max()) == (966, 13)
+    assert int(counts.ravel() @ (np.arange(counts.size) % 9973)) == 36253334
 
 def test_cluster_bootstrap_draws_whole_clusters():
     rng = np.random.default_rng(5)

@@ -6,8 +6,9 @@
 // lambda = draws - 2 sqrt(draws), redrawn in the rare case sum X > draws; given
 // sum X = s, X ~ Multinomial(s, q), so adding draws - s categorical draws from q gives
 // Multinomial(draws, q) whatever s is. The Poisson means are the same in every
-// replicate, so each unit's sampler constants are computed once: PTRS (Hormann 1993,
-// transformed rejection with squeeze) for means >= 10, inversion below. The categorical
+// replicate, so the sampler constants are computed once per distinct unit count: PTRS
+// (Hormann 1993, transformed rejection with squeeze) for means >= 10, inversion of a
+// tabulated distribution function below. The categorical
 // draws use Walker's alias table in exact integers (columns of capacity draws) and
 // exact uniform integers. With few copies per unit all draws are categorical. Each
 // replicate has its own xoshiro256** stream seeded from (seed, replicate), so results do
@@ -15,9 +16,9 @@
 //
 // Solves. A replicate's optimum is near the full solution s0 (its weights differ by
 // about 1/sqrt(count) per pair), so it starts there. Up to dense_limit items the step is
-// a chord step, dir = -H0^-1 g, with H0 the Hessian at s0 under the full data, inverted
-// once and shared by all replicates: each step then costs one pass over the pairs and
-// one product with the inverse. When a chord step does not halve the gradient the
+// a chord step, dir = -H0^-1 g, with H0 the Hessian at s0 under the full data, factored
+// (Cholesky) once and shared by all replicates: each step then costs one pass over the
+// pairs and two triangular solves. When a chord step does not halve the gradient the
 // replicate switches to Newton with its own Hessian (Cholesky), and steps that do not
 // reduce the gradient are backtracked on the objective (Armijo). Above dense_limit each
 // replicate is solved from scratch by the sparse solvers on its own graph.
@@ -27,6 +28,7 @@
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
+#include <unordered_map>
 #include <vector>
 
 #include "core/bt_math.h"
@@ -116,18 +118,40 @@ UnitSampler::Poisson poisson_constants(double mu) {
   return c;
 }
 
-// Poisson(mu) for mu < 10, by inversion of the distribution function.
-std::int64_t poisson_inversion(Stream& g, const UnitSampler::Poisson& c) {
+// Inversion draws start at a guide table's entry (Chen & Asau): bucket j = floor(u kGuide)
+// starts at the first k with cdf[k] >= j / kGuide, as every k below has cdf[k] < u. With
+// kGuide a power of 2, u kGuide and j / kGuide are exact.
+constexpr std::size_t kGuide = 128;
+
+// Appends the distribution function of Poisson(mu), mu < 10, to cdf (its partial sums up to
+// the first term that underflows to zero) and its guide table to guide.
+void append_poisson_cdf(UnitSampler::Poisson& c, std::vector<double>& cdf, std::vector<std::uint32_t>& guide) {
+  c.cdf_begin = cdf.size();
+  double pk = c.b, sum = pk;
+  cdf.push_back(sum);
+  for (std::int64_t k = 1; pk > 0.0; ++k) {
+    pk *= c.mu / static_cast<double>(k);
+    sum += pk;
+    cdf.push_back(sum);
+  }
+  c.cdf_size = cdf.size() - c.cdf_begin;
+  c.guide_begin = guide.size();
+  std::size_t k = 0;
+  for (std::size_t j = 0; j < kGuide; ++j) {
+    const double floor_ = static_cast<double>(j) / kGuide;
+    while (k < c.cdf_size && cdf[c.cdf_begin + k] < floor_) ++k;
+    guide.push_back(static_cast<std::uint32_t>(k));
+  }
+}
+
+// Poisson(mu) for mu < 10, by inversion of its tabulated distribution function.
+std::int64_t poisson_inversion(Stream& g, const double* cdf, std::size_t size, const std::uint32_t* guide) {
   for (;;) {
     const double u = g.uniform();
-    double pk = c.b, cdf = pk;
-    std::int64_t k = 0;
-    while (u > cdf && pk > 0.0) {
-      ++k;
-      pk *= c.mu / static_cast<double>(k);
-      cdf += pk;
+    for (std::size_t k = guide[static_cast<std::size_t>(u * kGuide)]; k < size; ++k) {
+      if (u <= cdf[k]) return static_cast<std::int64_t>(k);
     }
-    if (u <= cdf) return k;  // else the sum stalled below u by rounding: draw again
+    // the sums stalled below u by rounding: draw again
   }
 }
 
@@ -193,18 +217,32 @@ double gradient(const Collapsed& c, const PairModel& model, const double* wins, 
       up[x] = std::exp(s[x]);
       down[x] = std::exp(-s[x]);
     }
-    for (size_t k = 0; k < P; ++k) {
-      const index_t a = pa[k], b = pb[k];
-      const double t = bt_terms_given_ratio(up[b] * down[a], wins[k], total[k]).grad;
-      g[a] += t;
-      g[b] -= t;
+    // g[a] is summed in a register over each run of pairs of the same a (the pairs come in
+    // (a, b) order), the same sums in the same order without a store per pair.
+    for (size_t k = 0; k < P;) {
+      const index_t a = pa[k];
+      const double down_a = down[a];
+      double ga = g[a];
+      for (; k < P && pa[k] == a; ++k) {
+        const index_t b = pb[k];
+        const double t = bt_terms_given_ratio(up[b] * down_a, wins[k], total[k]).grad;
+        ga += t;
+        g[b] -= t;
+      }
+      g[a] = ga;
     }
   } else {
-    for (size_t k = 0; k < P; ++k) {
-      const index_t a = pa[k], b = pb[k];
-      const double t = model.pair(s[a] - s[b], wins[k], total[k]).grad;
-      g[a] += t;
-      g[b] -= t;
+    for (size_t k = 0; k < P;) {
+      const index_t a = pa[k];
+      const double sa = s[a];
+      double ga = g[a];
+      for (; k < P && pa[k] == a; ++k) {
+        const index_t b = pb[k];
+        const double t = model.pair(sa - s[b], wins[k], total[k]).grad;
+        ga += t;
+        g[b] -= t;
+      }
+      g[a] = ga;
     }
   }
   double norm = 0.0;
@@ -230,61 +268,86 @@ void hessian(const Collapsed& c, const PairModel& model, const double* total_w, 
   }
 }
 
-// In-place Cholesky factor (lower triangle of row-major H); false if not definite.
-bool cholesky(index_t n, double* H) {
-  for (index_t j = 0; j < n; ++j) {
-    double* rj = H + static_cast<size_t>(j) * n;
-    double d = rj[j];
-    for (index_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
-    if (!(d > 0.0)) return false;
-    const double l = std::sqrt(d);
+// Rows [j0, j1) of the in-place Cholesky factor, right-looking on the upper triangle of
+// row-major H: row j becomes row j of U = L', and the rows below j in the block take its
+// rank-one update. False if not definite.
+bool factor_rows(index_t n, double* H, index_t j0, index_t j1) {
+  for (index_t j = j0; j < j1; ++j) {
+    double* __restrict rj = H + static_cast<size_t>(j) * n;
+    if (!(rj[j] > 0.0)) return false;
+    const double l = std::sqrt(rj[j]), inv = 1.0 / l;
     rj[j] = l;
-    for (index_t i = j + 1; i < n; ++i) {
-      double* ri = H + static_cast<size_t>(i) * n;
-      double x = ri[j];
-      for (index_t k = 0; k < j; ++k) x -= ri[k] * rj[k];
-      ri[j] = x / l;
+    for (index_t k = j + 1; k < n; ++k) rj[k] *= inv;
+    for (index_t i = j + 1; i < j1; ++i) {
+      double* __restrict ri = H + static_cast<size_t>(i) * n;
+      const double u = rj[i];
+      for (index_t k = i; k < n; ++k) ri[k] -= u * rj[k];
     }
   }
   return true;
 }
 
-// x = -(L L')^-1 g, with y as scratch.
-void chol_solve_negative(index_t n, const double* L, const double* g, double* y, double* x) {
-  for (index_t i = 0; i < n; ++i) {
-    const double* ri = L + static_cast<size_t>(i) * n;
-    double v = -g[i];
-    for (index_t k = 0; k < i; ++k) v -= ri[k] * y[k];
-    y[i] = v / ri[i];
+// In-place Cholesky factor H = L L' of the symmetric row-major H, stored both ways: L in
+// the lower triangle, L' in the upper (so that both triangular solves run along rows);
+// false if not definite. Blocks of kBlock rows are factored, then subtracted from the
+// trailing rows in one pass (a rank-kBlock update, contiguous rows, vectorised).
+bool cholesky(index_t n, double* H) {
+  constexpr index_t kBlock = 8;
+  for (index_t j0 = 0; j0 < n; j0 += kBlock) {
+    const index_t j1 = std::min(n, j0 + kBlock);
+    if (!factor_rows(n, H, j0, j1)) return false;
+    if (j1 - j0 == kBlock) {
+      const double* u[kBlock];
+      for (index_t t = 0; t < kBlock; ++t) u[t] = H + static_cast<size_t>(j0 + t) * n;
+      for (index_t i = j1; i < n; ++i) {
+        double* __restrict ri = H + static_cast<size_t>(i) * n;
+        const double c0 = u[0][i], c1 = u[1][i], c2 = u[2][i], c3 = u[3][i];
+        const double c4 = u[4][i], c5 = u[5][i], c6 = u[6][i], c7 = u[7][i];
+        const double* __restrict u0 = u[0];
+        const double* __restrict u1 = u[1];
+        const double* __restrict u2 = u[2];
+        const double* __restrict u3 = u[3];
+        const double* __restrict u4 = u[4];
+        const double* __restrict u5 = u[5];
+        const double* __restrict u6 = u[6];
+        const double* __restrict u7 = u[7];
+        for (index_t k = i; k < n; ++k) {
+          ri[k] -= ((c0 * u0[k] + c1 * u1[k]) + (c2 * u2[k] + c3 * u3[k])) +
+                   ((c4 * u4[k] + c5 * u5[k]) + (c6 * u6[k] + c7 * u7[k]));
+        }
+      }
+    } else {
+      for (index_t t = j0; t < j1; ++t) {
+        const double* __restrict rt = H + static_cast<size_t>(t) * n;
+        for (index_t i = j1; i < n; ++i) {
+          double* __restrict ri = H + static_cast<size_t>(i) * n;
+          const double c = rt[i];
+          for (index_t k = i; k < n; ++k) ri[k] -= c * rt[k];
+        }
+      }
+    }
   }
-  for (index_t i = n - 1; i >= 0; --i) {
-    const double* ri = L + static_cast<size_t>(i) * n;
+  for (index_t i = 1; i < n; ++i) {
+    for (index_t k = 0; k < i; ++k) H[static_cast<size_t>(i) * n + k] = H[static_cast<size_t>(k) * n + i];
+  }
+  return true;
+}
+
+// x = -(L L')^-1 g from cholesky's factor F (L below the diagonal, L' above), y as scratch;
+// both solves subtract multiples of rows (vectorised).
+void chol_solve_negative(index_t n, const double* F, const double* g, double* __restrict y, double* __restrict x) {
+  for (index_t i = 0; i < n; ++i) y[i] = -g[i];
+  for (index_t i = 0; i < n; ++i) {  // L y = -g, by the rows of L'
+    const double* __restrict ri = F + static_cast<size_t>(i) * n;
+    const double yi = y[i] / ri[i];
+    y[i] = yi;
+    for (index_t k = i + 1; k < n; ++k) y[k] -= ri[k] * yi;
+  }
+  for (index_t i = n - 1; i >= 0; --i) {  // L' x = y, by the rows of L
+    const double* __restrict ri = F + static_cast<size_t>(i) * n;
     const double xi = y[i] / ri[i];
     x[i] = xi;
     for (index_t k = 0; k < i; ++k) y[k] -= ri[k] * xi;
-  }
-}
-
-// M = (L L')^-1, row-major n x n (symmetric), from the Cholesky factor L.
-std::vector<double> chol_inverse(index_t n, const double* L) {
-  std::vector<double> M(static_cast<size_t>(n) * n), e(n), y(n), x(n);
-  for (index_t c = 0; c < n; ++c) {
-    std::fill(e.begin(), e.end(), 0.0);
-    e[c] = -1.0;
-    chol_solve_negative(n, L, e.data(), y.data(), x.data());
-    for (index_t r = 0; r < n; ++r) M[static_cast<size_t>(r) * n + c] = x[r];
-  }
-  return M;
-}
-
-// x = -M g for the symmetric M, by columns (independent lanes, vectorised).
-void symmetric_product_negative(index_t n, const double* __restrict M, const double* __restrict g,
-                                 double* __restrict x) {
-  std::fill(x, x + n, 0.0);
-  for (index_t c = 0; c < n; ++c) {
-    const double* __restrict col = M + static_cast<size_t>(c) * n;  // row c = column c
-    const double gc = -g[c];
-    for (index_t r = 0; r < n; ++r) x[r] += col[r] * gc;
   }
 }
 
@@ -313,12 +376,12 @@ double largest_item_weight(const Collapsed& c, const double* total, double* y) {
   return largest;
 }
 
-// Solves one replicate from s (in place) with the shared inverse Hessian M0 (nullptr: none).
+// Solves one replicate from s (in place) with the shared Cholesky factor F0 (nullptr: none).
 // Returns the iterations; sets converged.
 int dense_replicate(const Collapsed& c, const PairModel& model, const double* wins, const double* total,
-                    const double* M0, const BootstrapOptions& opt, double* s, DenseScratch& w, bool& converged) {
+                    const double* F0, const BootstrapOptions& opt, double* s, DenseScratch& w, bool& converged) {
   const index_t n = c.n;
-  bool chord = M0 != nullptr;
+  bool chord = F0 != nullptr;
   double gn = gradient(c, model, wins, total, s, w.g.data(), w.up.data(), w.down.data());
   double previous = INFINITY;
   int it = 0;
@@ -329,7 +392,7 @@ int dense_replicate(const Collapsed& c, const PairModel& model, const double* wi
     ++it;
     if (chord && gn > 0.5 * previous) chord = false;  // the shared Hessian is too far off
     if (chord) {
-      symmetric_product_negative(n, M0, w.g.data(), w.dir.data());
+      chol_solve_negative(n, F0, w.g.data(), w.y.data(), w.dir.data());
     } else {
       if (w.L.empty()) w.L.resize(static_cast<size_t>(n) * n);
       hessian(c, model, total, wins, s, w.L.data());
@@ -338,16 +401,25 @@ int dense_replicate(const Collapsed& c, const PairModel& model, const double* wi
     }
     for (index_t x = 0; x < n; ++x) w.trial[x] = s[x] + w.dir[x];
     double gn_new = gradient(c, model, wins, total, w.trial.data(), w.g_new.data(), w.up.data(), w.down.data());
-    if (!(gn_new < gn)) {
+    bool accept = gn_new < gn;
+    double f0 = NAN;
+    if (accept && !chord) {
+      // A Newton step from a nearly singular Hessian (saturated pairs, a weak prior) can
+      // leap far past the optimum to where the gradient is small too: F must not grow.
+      f0 = model.objective(c, wins, total, s);
+      const double f = model.objective(c, wins, total, w.trial.data());
+      accept = f <= f0 + 1e-13 * (std::fabs(f0) + 1.0);
+    }
+    if (!accept) {
       if (chord) {  // retry this step as Newton
         chord = false;
         previous = INFINITY;
         continue;
       }
-      // Newton step that does not shrink the gradient: Armijo backtracking on F.
+      // Newton step that does not shrink the gradient or grows F: Armijo backtracking on F.
       double slope = 0.0;
       for (index_t x = 0; x < n; ++x) slope += w.g[x] * w.dir[x];
-      const double f0 = model.objective(c, wins, total, s);
+      if (std::isnan(f0)) f0 = model.objective(c, wins, total, s);
       double t = 1.0;
       bool found = false;
       for (int h = 0; h < 60 && !found; ++h, t *= 0.5) {
@@ -436,11 +508,25 @@ UnitSampler::UnitSampler(const Collapsed& c) : draws_(c.draws) {
   const double N = static_cast<double>(draws_);
   if (draws_ >= 2 * static_cast<std::int64_t>(U) && draws_ >= 64) {
     lambda_ = N - 2.0 * std::sqrt(N);
-    poisson_.resize(U);
+    // Many units share a count: one set of constants per distinct count, in order of
+    // first appearance; counts below kDirect are looked up directly.
+    constexpr count_t kDirect = 4096;
+    std::vector<std::uint32_t> direct(static_cast<size_t>(std::min<count_t>(kDirect, draws_ + 1)), UINT32_MAX);
+    std::unordered_map<count_t, std::uint32_t> beyond;
+    kind_.resize(U);
     double largest = 0.0;
     for (size_t u = 0; u < U; ++u) {
-      poisson_[u] = poisson_constants(lambda_ * (static_cast<double>(c.unit_count[u]) / N));
-      largest = std::max(largest, poisson_[u].mu);
+      const count_t k = c.unit_count[u];
+      std::uint32_t& slot = k < static_cast<count_t>(direct.size()) ? direct[static_cast<size_t>(k)]
+                                                                     : beyond.emplace(k, UINT32_MAX).first->second;
+      if (slot == UINT32_MAX) {
+        slot = static_cast<std::uint32_t>(poisson_.size());
+        Poisson p = poisson_constants(lambda_ * (static_cast<double>(k) / N));
+        if (p.mu < 10.0) append_poisson_cdf(p, cdf_, guide_);
+        poisson_.push_back(p);
+        largest = std::max(largest, p.mu);
+      }
+      kind_[u] = slot;
     }
     // log(k!) tabulated over the likely draws (at most 2^16 entries), exactly up to 255.
     const double reach = std::min(largest + 12.0 * std::sqrt(largest) + 64.0, 65536.0);
@@ -485,8 +571,10 @@ void UnitSampler::draw(std::uint64_t seed, std::int64_t replicate, std::int64_t*
     do {  // independent Poissons, kept when their total does not pass draws (P > 0.97)
       drawn = 0;
       for (size_t u = 0; u < U; ++u) {
-        const Poisson& c = poisson_[u];
-        const std::int64_t k = c.mu >= 10.0 ? poisson_ptrs(g, c, log_fact) : poisson_inversion(g, c);
+        const Poisson& c = poisson_[kind_[u]];
+        const std::int64_t k =
+            c.mu >= 10.0 ? poisson_ptrs(g, c, log_fact) : poisson_inversion(g, cdf_.data() + c.cdf_begin, c.cdf_size,
+                                                                       guide_.data() + c.guide_begin);
         counts[u] = k;
         drawn += k;
       }
@@ -500,10 +588,6 @@ void UnitSampler::draw(std::uint64_t seed, std::int64_t replicate, std::int64_t*
   }
 }
 
-void draw_unit_counts(const Collapsed& c, std::uint64_t seed, std::int64_t replicate, std::int64_t* counts) {
-  UnitSampler(c).draw(seed, replicate, counts);
-}
-
 BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const BootstrapOptions& opt,
                                  const std::int64_t* given_counts) {
   const index_t n = c.n;
@@ -515,12 +599,12 @@ BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const Boo
   res.converged.assign(static_cast<size_t>(B), 0);
   const PairModel model{opt.gaussian, opt.alpha, opt.beta};
   const bool dense = n <= opt.dense_limit;
-  // The shared inverse Hessian at s0 under the full data.
-  std::vector<double> M0;
+  // The shared Hessian at s0 under the full data, factored.
+  std::vector<double> F0;
   if (dense) {
-    std::vector<double> L0(static_cast<size_t>(n) * n);
-    hessian(c, model, c.total.data(), c.wins.data(), s0, L0.data());
-    if (cholesky(n, L0.data())) M0 = chol_inverse(n, L0.data());
+    F0.resize(static_cast<size_t>(n) * n);
+    hessian(c, model, c.total.data(), c.wins.data(), s0, F0.data());
+    if (!cholesky(n, F0.data())) F0.clear();
   }
   const UnitSampler sampler = given_counts ? UnitSampler(Collapsed{}) : UnitSampler(c);
   // Replicates are independent: one per thread (each is far too small to share).
@@ -544,7 +628,7 @@ BootstrapResult bootstrap_scores(const Collapsed& c, const double* s0, const Boo
       if (dense) {
         std::copy(s0, s0 + n, s);
         scratch.largest_weight = largest_item_weight(c, total.data(), scratch.y.data());
-        res.n_iter[r] = dense_replicate(c, model, wins.data(), total.data(), M0.empty() ? nullptr : M0.data(), opt,
+        res.n_iter[r] = dense_replicate(c, model, wins.data(), total.data(), F0.empty() ? nullptr : F0.data(), opt,
                                         s, scratch, ok);
       } else {
         res.n_iter[r] = sparse_replicate(c, opt, wins.data(), total.data(), s, ok);

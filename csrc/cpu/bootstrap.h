@@ -4,6 +4,7 @@
 // solution, on the same pairs. Replicates run in parallel, one per thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -33,8 +34,8 @@ struct BootstrapResult {
 };
 
 // Draws the multinomial counts of the resampling units: `draws` units with replacement,
-// unit u with probability unit_count[u] / draws. Built once per Collapsed (per-unit
-// constants, an alias table); draw() is then thread-safe.
+// unit u with probability unit_count[u] / draws. Built once per Collapsed (constants per
+// distinct unit count, an alias table); draw() is then thread-safe.
 class UnitSampler {
  public:
   explicit UnitSampler(const Collapsed& c);
@@ -43,19 +44,21 @@ class UnitSampler {
 
   struct Poisson {  // Poisson(mu) by PTRS (mu >= 10) or by inversion (mu < 10, b = exp(-mu))
     double mu, b, a, two_a, inv_alpha, v_r, log_mu, shift;
+    std::size_t cdf_begin, cdf_size;  // inversion: the distribution function, in cdf_, and its
+    std::size_t guide_begin;           // guide table (kGuide entries) in guide_
   };
 
  private:
   std::int64_t draws_ = 0;
   double lambda_ = 0.0;                 // expected Poisson total (0: plain categorical draws)
-  std::vector<Poisson> poisson_;        // [U]
+  std::vector<Poisson> poisson_;        // [distinct unit counts]
+  std::vector<std::uint32_t> kind_;     // [U] unit u draws from poisson_[kind_[u]]
+  std::vector<double> cdf_;             // the inversion tables, one after the other
+  std::vector<std::uint32_t> guide_;    // guide_[guide_begin + j]: the first k with cdf >= j / kGuide
   std::vector<double> log_factorial_;   // log(k!) for small k
   std::vector<std::int64_t> threshold_;  // [U] exact integer alias table, columns of capacity draws
   std::vector<std::int64_t> alias_;     // [U]
 };
-
-// The multinomial counts of one replicate (UnitSampler(c).draw).
-void draw_unit_counts(const Collapsed& c, std::uint64_t seed, std::int64_t replicate, std::int64_t* counts);
 
 // Runs the bootstrap from the full solution s0 [n]. With `given_counts` (replicates x U,
 // replicate-major) the draws are taken from it instead of the random streams.
