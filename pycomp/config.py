@@ -52,6 +52,7 @@ class RankConfig:
     seed: int = 0
     solver: str = "bt"
     alpha: float = 1.0
+    dispersion: str = "auto"
     bootstrap: Optional[int] = None
     batch_size: int = 16
     fit_on: Optional[str] = None

@@ -71,12 +71,14 @@ def subsample_per_item(pairs: np.ndarray, n_items: int, k: int, rng: np.random.G
 
 
 def spearman_curve(comparisons: pd.DataFrame, n_items: int, gold, groups=None, *, ks: Optional[Sequence[int]] = None,
-                   repeats: int = 3, solver: str = "bt", alpha: float = 1.0, seed: int = 0) -> pd.DataFrame:
+                   repeats: int = 3, solver: str = "bt", alpha: float = 1.0, seed: int = 0,
+                   dispersion: str = "none") -> pd.DataFrame:
     """Spearman of the solved scores against gold as the comparisons per item grow.
 
     For each ``k`` the judged comparisons are subsampled to at most ``k`` per item
     (``repeats`` random subsamples), solved, and scored: per-group Spearman averaged
-    over groups when ``groups`` is given, else overall Spearman.
+    over groups when ``groups`` is given, else overall Spearman. ``dispersion``: the
+    run's ``--dispersion`` (:mod:`pycomp.dispersion`), so the last point is the run's own solve.
 
     Returns
     -------
@@ -94,7 +96,7 @@ def spearman_curve(comparisons: pd.DataFrame, n_items: int, gold, groups=None, *
             rng = np.random.default_rng([seed, int(k), rep])
             sel = subsample_per_item(pairs, n_items, int(k), rng) if k < kmax else np.arange(len(pairs))
             sub = comparisons.iloc[sel]
-            sol = solve_scores(n_items, sub, solver, alpha, return_se=False)
+            sol = solve_scores(n_items, sub, solver, alpha, return_se=False, dispersion=dispersion)
             if groups is not None:
                 rho = M.grouped_correlation(sol.scores, gold, groups)["mean"]
             else:
@@ -141,7 +143,7 @@ def evaluate_run(items: Items, scores: np.ndarray, comparisons: pd.DataFrame, co
     if not config.curve:
         return mets, None
     curve = spearman_curve(comparisons, len(items), items.gold, items.groups, solver=config.solver,
-                           alpha=config.alpha, seed=config.seed)
+                           alpha=config.alpha, seed=config.seed, dispersion=config.dispersion)
     mets["spearman_vs_comparisons"] = (
         curve.groupby("k").agg(per_item=("per_item", "mean"), spearman=("spearman", "mean"))
         .reset_index().to_dict(orient="records")

@@ -128,8 +128,12 @@ def rank(source: str, config: RankConfig, out_dir: PathLike, *, backend=None,
 
     t_solve = time.perf_counter()
     sol = solve_scores(len(items), comparisons, config.solver, config.alpha, return_se=True,
-                       bootstrap=config.bootstrap, seed=config.seed)
+                       bootstrap=config.bootstrap, seed=config.seed, dispersion=config.dispersion)
     solve_seconds = time.perf_counter() - t_solve
+    if sol.dispersion is not None:
+        from pycomp.dispersion import describe
+
+        echo(describe(sol))
     se = sol.se if sol.se is not None else np.full(len(items), np.nan)
     write_table(report.scores_table(items, sol.scores, se, sol), out_dir / "scores.csv")
     separation, verdict = adjacent_separation(sol.scores, se, items.groups)

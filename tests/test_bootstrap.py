@@ -316,7 +316,7 @@ def test_cli_writes_the_columns_and_the_leaderboard(tmp_path):
     table = pd.read_csv(tmp_path / "s.csv")
     assert list(table.columns) == ["id", "score", "se", "low", "high", "rank", "rank_best", "rank_worst", "p_best"]
     order = np.argsort(names)  # the table lists ids sorted
-    sol = pycomp.solve(np.argsort(order)[i], np.argsort(order)[j], p, bootstrap=50, seed=3)
+    sol = pycomp.solve(np.argsort(order)[i], np.argsort(order)[j], p, bootstrap=50, seed=3, dispersion="auto")
     np.testing.assert_allclose(table["low"], sol.interval(0.8)[0], atol=1e-9)
     np.testing.assert_array_equal(table["rank_best"], sol.rank_interval(0.8)[0])
     best = table["id"][table["rank"] == 1].iloc[0]

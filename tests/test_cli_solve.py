@@ -63,7 +63,7 @@ def test_solve_formats_round_trip(tmp_path, src, dst):
     inp, out = tmp_path / f"cmp{src}", tmp_path / f"scores{dst}"
     _write(df, inp)
     result, text = _invoke(["solve", str(inp), "--out", str(out), "--weight", "weight",
-                            "--alpha", "0.5", "--tol", "1e-10", "--se"])
+                            "--alpha", "0.5", "--tol", "1e-10", "--se", "--dispersion", "none"])
     assert result.exit_code == 0, text
     got = _read(out)
     assert list(got.columns) == ["id", "score", "se"]
@@ -115,7 +115,8 @@ def test_hard_means_the_first_item_won(tmp_path):
     df = pd.DataFrame({"a": ["x", "y", "z", "x", "y"], "b": ["y", "z", "x", "z", "x"]})
     inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
     _write(df, inp)
-    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard", "--alpha", "1", "--tol", "1e-10"])
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard", "--alpha", "1", "--tol", "1e-10",
+                            "--dispersion", "none"])
     assert result.exit_code == 0, text
     got = _read(out)
     i, j, ids = pycomp.encode_ids(df["a"], df["b"])
@@ -134,7 +135,8 @@ def test_hard_ignores_a_p_column(tmp_path):
     c, names, df = _data()
     inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
     _write(df, inp)
-    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard", "--alpha", "0.5", "--tol", "1e-10"])
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--hard", "--alpha", "0.5", "--tol", "1e-10",
+                            "--dispersion", "none"])
     assert result.exit_code == 0, text
     got = _read(out)
     ref = R.bt_solve(R.Comparisons(c.i, c.j, np.ones_like(c.p), np.ones_like(c.w), c.n_items), 0.5)
@@ -146,7 +148,8 @@ def test_p_option_picks_another_column_over_p(tmp_path):
     df["p2"] = 1.0 - df["p"]  # the same comparisons with the outcomes reversed
     inp, out = tmp_path / "cmp.csv", tmp_path / "scores.csv"
     _write(df, inp)
-    result, text = _invoke(["solve", str(inp), "--out", str(out), "--p", "p2", "--alpha", "0.5", "--tol", "1e-10"])
+    result, text = _invoke(["solve", str(inp), "--out", str(out), "--p", "p2", "--alpha", "0.5", "--tol", "1e-10",
+                            "--dispersion", "none"])
     assert result.exit_code == 0, text
     got = _read(out)
     ref = R.bt_solve(R.Comparisons(c.i, c.j, 1.0 - c.p, np.ones_like(c.w), c.n_items), 0.5)
@@ -330,7 +333,7 @@ def test_module_entry_point_subprocess(tmp_path):
     _write(df, inp)
     proc = subprocess.run(
         [sys.executable, "-m", "pycomp.cli", "solve", str(inp), "--out", str(out), "--weight", "weight",
-         "--alpha", "0.5", "--tol", "1e-10"],
+         "--alpha", "0.5", "--tol", "1e-10", "--dispersion", "none"],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
@@ -365,7 +368,9 @@ def test_ids_repeating_across_groups_are_distinct_items(tmp_path):
     index = {("A0", "S0"): 0, ("A0", "S1"): 1, ("A0", "S2"): 2, ("A1", "S0"): 3, ("A1", "S1"): 4, ("A1", "S2"): 5}
     i = np.array([index[(g, a)] for g, a in zip(frame["group"], frame["a"])])
     j = np.array([index[(g, b)] for g, b in zip(frame["group"], frame["b"])])
-    ref = pycomp.solve(i, j, frame["p"].to_numpy(), n_items=6, return_se=True)
+    # the command's default --dispersion auto is the library's dispersion="auto"
+    ref = pycomp.solve(i, j, frame["p"].to_numpy(), n_items=6, return_se=True, dispersion="auto")
+    assert ref.dispersion is not None and ref.dispersion_df == 2
     np.testing.assert_allclose(got["score"], ref.scores, rtol=0, atol=1e-9)
     np.testing.assert_allclose(got["se"], ref.se, rtol=1e-9)
 

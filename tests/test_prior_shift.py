@@ -112,7 +112,8 @@ def test_command_line_prints_the_warning_as_a_warning_line(tmp_path):
 
     def run(*extra):
         return subprocess.run([sys.executable, "-m", "pycomp.cli", "solve", str(inp), "--out", str(tmp_path / "s.csv"),
-                               "--bootstrap", "30", *extra], capture_output=True, text=True, timeout=120)
+                               "--bootstrap", "30", "--dispersion", "none", *extra], capture_output=True, text=True,
+                              timeout=120)
 
     proc = run()
     assert proc.returncode == 0, proc.stderr

@@ -101,6 +101,11 @@ SHARED = {
                         "Fit a temperature on the judge's log-odds against the gold order (--gold-field) and solve "
                         "with the calibrated probabilities; reports the expected calibration error before/after."),
     "seed": Shared(int, 0, ("--seed",), "Seed of the random design and subsamples."),
+    "dispersion": Shared(str, "auto", ("--dispersion",),
+                         "bt: auto or pearson (estimate how noisy the judgements are against a coin flip, phi, and "
+                         "count each as 1/phi games: the prior weighs alpha * phi, standard errors scale by "
+                         "sqrt(phi); auto skips it when the pairs leave no residual degrees of freedom), none (the "
+                         "plain fit) or a number (phi)."),
     "bootstrap": Shared(Optional[int], None, ("--bootstrap",),
                         "Bootstrap replicates B of the solve: scores.csv gains low, high (90% interval), rank, "
                         "rank_best, rank_worst and p_best."),
@@ -185,6 +190,13 @@ def rank_config(options: dict, **fields):
         values["base_urls"] = tuple(values["base_urls"] or ())
     if values["design"] not in ("random", "greedy", "active"):
         raise ValueError(f"--design {values['design']!r} is not one of: random, greedy, active (or use --all-pairs)")
+    if "dispersion" in values:
+        from pycomp.dispersion import parse_option
+
+        parse_option(values["dispersion"])
+        if values.get("solver") == "gaussian" and parse_option(values["dispersion"]) not in (None, "auto"):
+            raise ValueError(f"--dispersion {values['dispersion']} applies to --solver bt: PoE-Gaussian's standard "
+                             f"errors already scale with the residual variance; drop --dispersion")
     return RankConfig(per_item=per_item, **values)
 
 

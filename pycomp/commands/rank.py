@@ -35,7 +35,7 @@ def _metrics_lines(mets: dict, gold_field: str) -> List[str]:
 
 
 @opts.takes("ctx", "items", "out", *opts.ITEM_FIELDS, "gold_field", *opts.JUDGE_MODEL, *opts.PAIR_PLAN, "budget",
-            "batch_pairs", "stop_threshold", "solver", "alpha", "bootstrap", "batch_size", "threads", "fit_on",
+            "batch_pairs", "stop_threshold", "solver", "alpha", "dispersion", "bootstrap", "batch_size", "threads", "fit_on",
             "calibrate", "plots", "progress")
 def rank_command(
     ctx: typer.Context,

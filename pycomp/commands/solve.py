@@ -37,6 +37,12 @@ def solve_command(
         None, "--bootstrap", help="Bootstrap replicates B: adds the columns low, high (the --level interval), rank, "
         "rank_best, rank_worst and p_best.",
     ),
+    dispersion: str = typer.Option(
+        "auto", "--dispersion",
+        help="bt: auto or pearson (estimate how noisy the judgements are against a coin flip, phi, and count each as "
+             "1/phi games: the prior weighs alpha * phi, standard errors scale by sqrt(phi); auto skips it when the "
+             "pairs leave no residual degrees of freedom), none (the plain fit) or a number (phi).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     level: float = typer.Option(0.9, "--level", help="Coverage of the intervals, in (0, 1)."),
     cluster: Optional[str] = typer.Option(
@@ -73,6 +79,7 @@ def solve_command(
             raise ValueError(f"{comparisons} has no rows: there is nothing to solve")
         group_column = _group_column(frame, group)
         extra = _uncertainty_options(frame, bootstrap, seed, level, cluster, se_method)
+        extra["dispersion"] = _dispersion_option(dispersion, model)
         table = solve_table(
             frame, a=a, b=b, p=_probability_column(frame, p, hard), weight=weight, group=group_column, model=model,
             method=method, alpha=alpha, beta=beta, tol=tol, max_iter=max_iter, return_se=se, **extra,
@@ -87,6 +94,10 @@ def solve_command(
     top = ", ".join(f"{_item_name(table, k)} ({table['score'].iloc[k]:.3f})" for k in order[:3])
     keyed = f" (items are (group, id) pairs: column {group_column!r})" if group_column else ""
     typer.echo(f"{len(table)} items from {len(frame)} comparisons{keyed} -> {out}; top: {top}")
+    from pycomp.dispersion import describe
+
+    if describe(sol):
+        typer.echo(describe(sol))
     if show_leaderboard:
         from pycomp.leaderboard import format_leaderboard, leaderboard
 
@@ -113,6 +124,17 @@ def _uncertainty_options(frame, bootstrap, seed, level, cluster, se_method) -> d
             raise ValueError("--cluster needs --bootstrap B or --se-method sandwich")
         extra["cluster"] = frame[cluster].astype(str).to_numpy()
     return extra
+
+
+def _dispersion_option(text: str, model: str):
+    """--dispersion as :func:`pycomp.solve` takes it (auto is none for gaussian; others refused there)."""
+    from pycomp.dispersion import parse_option
+
+    value = parse_option(text)
+    if model == "gaussian" and value not in (None, "auto"):
+        raise ValueError(f"--dispersion {text} applies to --model bt: PoE-Gaussian's standard errors already scale "
+                         f"with the residual variance; drop --dispersion")
+    return value
 
 
 def _add_uncertainty_columns(table, sol, level: float):

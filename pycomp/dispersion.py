@@ -1,0 +1,200 @@
+"""Quasi-likelihood dispersion of PoE-BT: how much noise the judgements carry against a coin flip.
+
+PoE-BT scores a soft judgement ``p`` as ``p`` wins out of one game, whose variance
+``q (1 - q)`` (``q = sig(s_i - s_j)``) is a coin flip's. A model's probabilities scatter
+far less than that when the judge is confident and consistent, and repeats of a pair
+that share a bias (the same prompt, the same user) scatter more. The dispersion
+
+    phi = X^2 / df,   X^2 = sum over unique pairs (W - T q)^2 / (Q q (1 - q))
+
+(Pearson's statistic on the collapsed pairs, :mod:`pycomp.collapse`: ``W = sum w p``,
+``T = sum w``, ``Q = sum w^2`` over the comparisons of a pair in either order;
+``df`` = unique pairs - (items compared - their connected components)) is the variance
+of the judgements in units of that coin flip: about ``1 / (k + 1)`` for soft
+judgements ``p ~ Beta(k q, k (1 - q))``, 1 for independent hard outcomes, above 1
+for correlated repeats of a pair. Each judgement is then worth ``1 / phi`` games, which
+is the quasi-likelihood (quasi-binomial) view of the same objective:
+
+* the optimum of the data term does not change, but the prior's ``alpha`` virtual games
+  weigh ``phi`` times less against the data's effective games: the scores are the
+  optimum at ``alpha * phi``;
+* the Hessian standard errors are ``sqrt(phi)`` times those of the objective at
+  ``alpha * phi`` (``sqrt(diag(phi H^-1))``, ``H`` the Hessian of that objective).
+
+``phi`` and the scores are fitted together: ``phi`` is the fixed point of
+``phi = X^2(s(alpha phi)) / df``, iterated from the fit at ``alpha`` (exact in one step
+when ``alpha = 0``). The sandwich and the bootstrap estimate the judgements' spread
+themselves, so with them the dispersion only sets the prior (``alpha * phi``).
+``bench/bench_coverage.py`` measures the coverage (row "hessian+dispersion").
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Any, Callable, Optional, Tuple, Union
+
+import numpy as np
+
+from pycomp import collapse as _collapse
+
+__all__ = ["check_dispersion", "parse_option", "pearson", "fit", "describe"]
+
+FIXED_POINT_RTOL = 1e-4
+"""The fixed point of ``phi`` is reached when one more step changes it by less than this, relatively."""
+
+FIXED_POINT_MAX_STEPS = 20
+
+SMALLEST = 1e-12
+"""``phi`` is at least this: a judge that fits exactly (``X^2 = 0``) keeps a positive prior."""
+
+
+def check_dispersion(dispersion: Any, model: str) -> Union[None, str, float]:
+    """None (no dispersion), ``"pearson"`` or ``"auto"`` (estimated) or a given ``phi > 0``.
+
+    ``"auto"`` is ``"pearson"`` for PoE-BT when the comparisons leave residual degrees
+    of freedom, and None otherwise (PoE-Gaussian, or a spanning tree of pairs).
+
+    Raises
+    ------
+    ValueError
+        Another value, or a dispersion other than "auto" with ``model="gaussian"``
+        (whose standard errors already use the residual variance).
+    """
+    if dispersion is None or dispersion is False or (isinstance(dispersion, str) and dispersion == "none"):
+        return None
+    if isinstance(dispersion, str) and dispersion == "auto":
+        return "auto" if model == "bt" else None
+    if dispersion is True or (isinstance(dispersion, str) and dispersion == "pearson"):
+        value: Union[str, float] = "pearson"
+    elif isinstance(dispersion, numbers.Real) and not isinstance(dispersion, bool):
+        value = float(dispersion)
+        if not (math.isfinite(value) and value > 0.0):
+            raise ValueError(f"dispersion={dispersion!r} must be a finite number > 0, 'pearson' or None")
+    else:
+        raise ValueError(f"dispersion={dispersion!r} must be None, 'pearson' or 'auto' (estimate it) or a number > 0")
+    if model != "bt":
+        raise ValueError("dispersion applies to model='bt': PoE-Gaussian's standard errors already scale with the "
+                         "residual variance; drop dispersion")
+    return value
+
+
+def parse_option(text: str) -> Union[str, float, None]:
+    """The commands' ``--dispersion`` value: auto, pearson, none or a number > 0.
+
+    Raises
+    ------
+    ValueError
+        Naming the option.
+    """
+    value = str(text).strip().lower()
+    if value in ("auto", "pearson"):
+        return value
+    if value == "none":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"--dispersion {text!r} must be auto, pearson, none or a number > 0") from None
+    if not (math.isfinite(number) and number > 0.0):
+        raise ValueError(f"--dispersion {text!r} must be auto, pearson, none or a number > 0")
+    return number
+
+
+def describe(sol) -> str:
+    """One line on a solution's dispersion for the commands ('' without one)."""
+    phi = getattr(sol, "dispersion", None)
+    if phi is None:
+        return ""
+    how = f"estimated on {sol.dispersion_df} residual degrees of freedom" if sol.dispersion_df is not None else "given"
+    return (f"dispersion phi = {phi:.3g} ({how}): each judgement counted as {1.0 / phi:.3g} coin-flip games, "
+            f"standard errors scaled by sqrt(phi) (--dispersion none: the plain PoE-BT fit)")
+
+
+def pearson(collapsed, scores: np.ndarray) -> Tuple[float, int]:
+    """Pearson's ``X^2 / df`` of the collapsed pairs at ``scores``, and ``df``.
+
+    Parameters
+    ----------
+    collapsed : pycomp._core.Collapsed
+        From :func:`pycomp.collapse.collapse`.
+    scores : ndarray, shape (n_items,)
+
+    Returns
+    -------
+    phi : float
+        NaN when ``df < 1``.
+    df : int
+    """
+    a, b = collapsed.a, collapsed.b
+    wins, total, squares = collapsed.wins, collapsed.total, collapsed.q0
+    used = squares > 0.0
+    a, b, wins, total, squares = a[used], b[used], wins[used], total[used], squares[used]
+    d = scores[a] - scores[b]
+    q = 0.5 * (1.0 + np.tanh(0.5 * d))
+    var = np.maximum(q * (1.0 - q), np.finfo(float).tiny) * squares
+    x2 = float(np.sum((wins - total * q) ** 2 / var))
+    items = np.unique(np.concatenate([a, b]))
+    df = int(a.shape[0]) - (int(items.shape[0]) - _components(items, a, b))
+    return (x2 / df if df >= 1 else float("nan")), df
+
+
+def _components(items: np.ndarray, a: np.ndarray, b: np.ndarray) -> int:
+    """Connected components of the graph of pairs (a, b) over ``items``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    index = np.searchsorted(items, np.concatenate([a, b]))
+    k = items.shape[0]
+    graph = coo_matrix((np.ones(a.shape[0]), (index[: a.shape[0]], index[a.shape[0]:])), shape=(k, k))
+    return int(connected_components(graph, directed=False)[0])
+
+
+def fit(solve_at: Callable[[float], np.ndarray], i: np.ndarray, j: np.ndarray, p: Optional[np.ndarray],
+        weights: Optional[np.ndarray], n_items: Optional[int], alpha: float, n_threads: int = 0,
+        required: bool = True) -> Tuple[Optional[float], int]:
+    """Estimate ``phi`` together with the scores (see the module docstring).
+
+    Parameters
+    ----------
+    solve_at : callable(alpha) -> scores
+        A plain solve of the same comparisons at prior strength ``alpha``.
+    i, j, p, weights, n_items
+        The comparisons, on the host, as given to :func:`pycomp.solve`.
+    alpha : float
+        The prior strength asked for (in coin-flip games).
+    required : bool
+        Without residual degrees of freedom: raise (True) or return ``(None, df)``.
+
+    Returns
+    -------
+    phi : float or None
+    df : int
+
+    Raises
+    ------
+    ValueError
+        No residual degrees of freedom (as many unique pairs as a spanning tree, or
+        fewer) and ``required``.
+    """
+    collapsed = _collapse.collapse(i, j, p, weights=weights, n_items=n_items, units=False, n_threads=n_threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the final solve reports what these would
+        scores = solve_at(alpha)
+        phi, df = pearson(collapsed, scores)
+        if df < 1 and not required:
+            return None, df
+        if df < 1:
+            raise ValueError(
+                f"dispersion='pearson' needs more unique pairs than a spanning tree of the items: "
+                f"{int(np.count_nonzero(collapsed.q0 > 0))} unique pairs leave df = {df} residual degrees of freedom; "
+                "compare more pairs, give dispersion=<phi> from a larger run, or drop dispersion")
+        phi = max(phi, SMALLEST)
+        if alpha > 0.0:
+            for _ in range(FIXED_POINT_MAX_STEPS):
+                new = max(pearson(collapsed, solve_at(alpha * phi))[0], SMALLEST)
+                done = abs(new - phi) <= FIXED_POINT_RTOL * phi
+                phi = new
+                if done:
+                    break
+    return phi, df
