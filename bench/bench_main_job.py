@@ -1,8 +1,10 @@
 """Time the README's main job, ``pycomp rank example:reviews``, as a user runs it.
 
 The command runs in a fresh subprocess (the judge model already fetched, as after
-the set-up command), ``--repeats`` times into fresh output folders; the wall time of
-each run and the figures it wrote (run.json, metrics.json) are recorded.
+the set-up command), ``--repeats`` times into fresh output folders, each with an empty
+judgement cache (``PYCOMP_CACHE_DIR`` in the run's folder: a first run judges every
+prompt); the wall time of each run and the figures it wrote (run.json, metrics.json)
+are recorded.
 
     python bench/bench_main_job.py --repeats 3 --out bench/results
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,7 +33,8 @@ def run_once(pycomp_exe: str, workdir: Path) -> dict:
     """Run the main job once into ``workdir / "reviews"`` and return its figures."""
     out = workdir / "reviews"
     start = time.perf_counter()
-    proc = subprocess.run([pycomp_exe, *COMMAND, "--out", str(out)], capture_output=True, text=True)
+    env = {**os.environ, "PYCOMP_CACHE_DIR": str(workdir / "judgement-cache")}
+    proc = subprocess.run([pycomp_exe, *COMMAND, "--out", str(out)], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"pycomp rank failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
