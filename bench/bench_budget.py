@@ -15,7 +15,10 @@ Designs (named baselines, same judge answers or the same simulated judge):
 * ``all``     : every pair (N = 100 and the real data), the reference Spearman.
 
 A **comparison** here is one unordered pair judged in both orders (two prompts).
-Scores come from :func:`pycomp.solve` (PoE-BT, alpha = 1) on the combined probabilities.
+Scores come from :func:`pycomp.solve` (PoE-BT, alpha = 1) on the combined probabilities;
+``--dispersion auto`` solves every design (and the all-pairs reference) with
+``dispersion="auto"`` instead (:mod:`pycomp.dispersion`, the commands' default: each
+soft judgement counted as the games it is worth, so the prior pulls less).
 
 (a) Simulated judges with known scores ``s ~ N(0, 1)``, position bias ``bias = 0.4``, both
 orders combined as pycomp combines them, in two families:
@@ -89,6 +92,7 @@ JUDGES = {"weak": ("soft", 1.0, 1.0), "medium": ("soft", 3.0, 1.0), "strong": ("
           "coin-weak": ("coin", 1.0, 0.0), "coin-medium": ("coin", 3.0, 0.0), "coin-strong": ("coin", 6.0, 0.0)}
 BIAS = 0.4
 PER_ITEM = (1, 2, 3, 4, 6, 8, 12, 16, 24)
+DISPERSION = None  # set by --dispersion: what every solve of this run passes to pycomp.solve
 AOPTIMAL_MAX_ITEMS = 1000  # the dense reference design's n x n covariance, every unjudged pair scored
 AOPTIMAL_MAX_PER_ITEM = 12  # its budget (pairs per item): enough to pass every reachable target at N = 100
 
@@ -122,7 +126,8 @@ def solve(n, pairs, p, alpha=1.0):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, alpha=alpha, device="cpu").scores
+        return pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, alpha=alpha, device="cpu",
+                            dispersion=DISPERSION).scores
 
 
 def information_floor(truth, strength, noise, target, family="soft"):
@@ -172,7 +177,11 @@ def aoptimal_rounds(n, judge, budget, batch, alpha, seed, record):
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            s = pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, alpha=alpha, device="cpu").scores
+            sol = pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=n, alpha=alpha, device="cpu",
+                               dispersion=DISPERSION)
+        s = sol.scores
+        # with a dispersion phi each comparison counts 1/phi games and the prior alpha * phi
+        phi = sol.dispersion if sol.dispersion is not None else 1.0
         record(len(pairs), s)
         if len(pairs) >= budget or judged.sum() == n * (n - 1):
             return
@@ -184,8 +193,9 @@ def aoptimal_rounds(n, judge, budget, batch, alpha, seed, record):
         np.add.at(H, (b, b), h)
         np.add.at(H, (a, b), -h)
         np.add.at(H, (b, a), -h)
+        H /= phi
         ps = 1 / (1 + np.exp(-s))
-        H[np.diag_indices(n)] += 2 * alpha * ps * (1 - ps)
+        H[np.diag_indices(n)] += 2 * alpha * phi * ps * (1 - ps)
         centre = np.eye(n) - 1.0 / n
         X = centre @ np.linalg.inv(H) @ centre
         bw = 1.06 * (np.std(s) + 1e-12) * n ** -0.2
@@ -194,7 +204,7 @@ def aoptimal_rounds(n, judge, budget, batch, alpha, seed, record):
         fresh = ~judged[ca, cb]
         ca, cb = ca[fresh], cb[fresh]
         sig = 1 / (1 + np.exp(-(s[ca] - s[cb])))
-        hc = 2 * sig * (1 - sig)  # both orders
+        hc = 2 * sig * (1 - sig) / phi  # both orders
         new = []
         for _ in range(min(batch, budget - len(pairs), len(ca))):
             U = X[:, ca] - X[:, cb]
@@ -287,7 +297,7 @@ def simulated(n, judge_name, seeds, max_per_item, log, alpha=1.0, baselines=True
             rows["active"].setdefault(rec["round"], []).append((rec["n_pairs_total"], spearman(sol.scores, truth)))
 
         A.active_rank(make_judge(truth, [seed, 3]), n, budget,
-                      batch_pairs=max(1, n // 4), seed=seed, alpha=alpha, on_round=record)
+                      batch_pairs=max(1, n // 4), seed=seed, alpha=alpha, on_round=record, dispersion=DISPERSION)
         timing["active"] += time.perf_counter() - t0
         if baselines and n <= AOPTIMAL_MAX_ITEMS:
             t0 = time.perf_counter()
@@ -386,7 +396,7 @@ def real(data_path, pairs_path, seeds, log):
             rows["active"].setdefault(rec["round"], []).append((rec["n_pairs_total"], quality(sol.scores)))
 
         A.active_rank(judge_factory(), n, len(all_p), batch_pairs=max(1, n // 4), groups=groups, seed=seed,
-                      on_round=record)
+                      on_round=record, dispersion=DISPERSION)
     judge = judge_factory()
     sort_rho, sort_agreement = quality(sort_scores(n, judge, groups))
     seeds_of = {"random": seeds, "greedy": 1, "active": seeds}
@@ -472,7 +482,10 @@ def _curve_table(curves: dict) -> str:
 
 def write_report(out: Path, state: dict) -> None:
     (out / "budget.json").write_text(json.dumps(state, indent=2, default=float) + "\n")
-    lines = [f"# Budget curves: Spearman vs comparisons (pycomp {state['pycomp']}, commit {state['commit'][:10]})", "",
+    solver = ("every solve with dispersion=" + repr(state["dispersion"]) if state.get("dispersion")
+              else "every solve plain PoE-BT")
+    lines = [f"# Budget curves: Spearman vs comparisons (pycomp {state['pycomp']}, commit {state['commit'][:10]}, "
+             f"{solver})", "",
              "A comparison is one pair judged in both orders. `needed` is the interpolated number of comparisons at "
              "which a design's seed-averaged curve first reaches the reference Spearman - 0.02; `random/active` is "
              "the ratio of the two (target >= 3).", ""]
@@ -570,8 +583,12 @@ def main(argv=None) -> int:
     ap.add_argument("--prior-alpha", default="0.01",
                     help="Also run random and active with this prior strength, a diagnostic ('' to skip).")
     ap.add_argument("--million", action="store_true", help="Time one round of choosing 100k pairs at N = 1M.")
+    ap.add_argument("--dispersion", default="none", choices=("none", "auto", "pearson"),
+                    help="What every solve passes as pycomp.solve's dispersion (none: the plain PoE-BT fit).")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
+    global DISPERSION
+    DISPERSION = None if args.dispersion == "none" else args.dispersion
 
     import pycomp
 
@@ -579,7 +596,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     state = {"pycomp": pycomp.__version__, "commit": git_commit(REPO), "machine": machine_info(),
              "command": "python bench/bench_budget.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-             "simulated": [], "seconds": 0.0}
+             "simulated": [], "seconds": 0.0, "dispersion": DISPERSION}
 
     def log(msg):
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)

@@ -527,19 +527,19 @@ class _AnswerLog:
             os.fsync(handle.fileno())
 
 
-def _solve(n: int, pairs: np.ndarray, p: np.ndarray, model: str, alpha: float, se_method: str):
+def _solve(n: int, pairs: np.ndarray, p: np.ndarray, model: str, alpha: float, se_method: str, dispersion=None):
     import pycomp
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pycomp.GraphWarning)
         return pycomp.solve(pairs[:, 0], pairs[:, 1], p, n_items=max(2, n), model=model, alpha=alpha,
-                            return_se=True, se_method=se_method)
+                            return_se=True, se_method=se_method, dispersion=dispersion)
 
 
 def active_rank(judge: Callable[[np.ndarray], np.ndarray], n_items: int, budget: int, *,
                 batch_pairs: Optional[int] = None, groups: Optional[Sequence] = None, first_k: int = 2,
                 seed: int = 0, stop_threshold: Optional[float] = None, model: str = "bt", alpha: float = 1.0,
-                se_method: str = "auto", window: int = DEFAULT_WINDOW, log=None,
+                se_method: str = "auto", window: int = DEFAULT_WINDOW, log=None, dispersion=None,
                 on_round: Optional[Callable[[dict, object], None]] = None) -> ActiveResult:
     """Rank items with an adaptive design: judge, solve, choose the next batch, until done.
 
@@ -563,8 +563,9 @@ def active_rank(judge: Callable[[np.ndarray], np.ndarray], n_items: int, budget:
         fixes every choice.
     stop_threshold : float in (0, 1), optional
         Stop once :func:`expected_spearman_gap` is below it (default: spend the budget).
-    model, alpha, se_method
-        Passed to :func:`pycomp.solve`.
+    model, alpha, se_method, dispersion
+        Passed to :func:`pycomp.solve` (``dispersion``: None, "auto", "pearson" or a
+        number, :mod:`pycomp.dispersion`; the commands' default is "auto").
     window : int
         See :func:`select_pairs`.
     log : path, optional
@@ -599,7 +600,8 @@ def active_rank(judge: Callable[[np.ndarray], np.ndarray], n_items: int, budget:
     if log is not None:
         answers = _AnswerLog(log, {"format": LOG_FORMAT, "n_items": n, "seed": int(seed), "first_k": int(first_k),
                                    "batch_pairs": batch_pairs, "model": model, "alpha": float(alpha),
-                                   "window": int(window)})
+                                   "window": int(window),
+                                   **({} if dispersion is None else {"dispersion": dispersion})})
         known = answers.load()
 
     def ask(pairs: np.ndarray) -> np.ndarray:
@@ -628,7 +630,7 @@ def active_rank(judge: Callable[[np.ndarray], np.ndarray], n_items: int, budget:
         all_p = np.concatenate([all_p, p])
         rounds_of = np.concatenate([rounds_of, np.full(len(batch), r, dtype=np.int64)])
         t0 = time.perf_counter()
-        sol = _solve(n, all_pairs, all_p, model, alpha, se_method)
+        sol = _solve(n, all_pairs, all_p, model, alpha, se_method, dispersion)
         solve_seconds = time.perf_counter() - t0
         se = sol.se
         gap = expected_spearman_gap(sol.scores, se, groups=groups, seed=seed + r)

@@ -14,6 +14,7 @@ from typing import Callable, List, Tuple
 import numpy as np
 
 from pycomp.config import RankConfig
+from pycomp.dispersion import parse_option
 from pycomp.items import Items
 
 __all__ = ["judge_active", "active_settings", "announce", "pairs_with_rounds"]
@@ -80,6 +81,7 @@ def judge_active(backend, template, items: Items, config: RankConfig, log: Path,
     result = active_rank(judge, len(items), settings["budget"], batch_pairs=settings["batch_pairs"],
                          groups=items.groups, first_k=settings["first_k"], seed=config.seed,
                          stop_threshold=config.stop_threshold, model=config.solver, alpha=config.alpha,
+                         dispersion=parse_option(config.dispersion),
                          on_round=report)
     judged = judge_items(backend, template, items, result.pairs, config, log)  # all found in the log now
     summary = dict(judged.summary)
