@@ -52,10 +52,28 @@ def test_readme_example_end_to_end_and_resume(shared_model, tmp_path):
     comparisons = pd.read_json(out / "comparisons.jsonl", lines=True)
     assert {"a", "b", "p", "p_ab", "p_ba"} <= set(comparisons.columns) and len(comparisons) == 60
 
+    # the default --dispersion auto: the library's solve with dispersion="auto" on the comparisons written
+    import pycomp
+
+    sol = pycomp.solve(comparisons["i"], comparisons["j"], comparisons["p"], n_items=20, return_se=True,
+                       dispersion="auto")
+    np.testing.assert_allclose(scores["score"], sol.scores, atol=1e-9)
+    np.testing.assert_allclose(scores["se"], sol.se, rtol=1e-6)
+    assert run["solver"]["dispersion"] == pytest.approx(sol.dispersion) and run["solver"]["dispersion_df"] == 41
+    assert f"dispersion phi = {sol.dispersion:.3g} (estimated on 41 residual degrees of freedom)" in res.output
+
     again = _invoke("rank", "example:reviews", "--out", out, "--no-progress")
     assert again.exit_code == 0, again.output
     assert "judged 0 prompts" in again.output and "120 reused" in again.output
     assert json.loads((out / "metrics.json").read_text())["spearman"] == pytest.approx(metrics["spearman"])
+
+    plain = _invoke("rank", "example:reviews", "--out", out, "--no-progress", "--dispersion", "none")
+    assert plain.exit_code == 0 and "judged 0 prompts" in plain.output and "dispersion phi" not in plain.output
+    want = pycomp.solve(comparisons["i"], comparisons["j"], comparisons["p"], n_items=20, return_se=True)
+    np.testing.assert_allclose(pd.read_csv(out / "scores.csv")["score"], want.scores, atol=1e-9)
+    assert json.loads((out / "run.json").read_text())["solver"]["dispersion"] is None
+    bad = _invoke("rank", "example:reviews", "--out", out, "--no-progress", "--dispersion", "often")
+    assert bad.exit_code == 2 and "--dispersion 'often' must be auto, pearson, none or a number > 0" in bad.output
 
 
 def _mini_summeval(n_articles=3, n_summaries=3, chars=150):
