@@ -14,8 +14,9 @@ MLE (alpha = 0) is consistent for the centred truth:
   by pair (``cluster=pair``).
 
 For each method (Hessian normal interval, sandwich normal interval, bootstrap percentile
-interval, B replicates, and the Hessian interval with the estimated dispersion,
-``dispersion="pearson"``, :mod:`pycomp.dispersion`) it reports the fraction of (trial, item)
+interval, B replicates, and the Hessian and bootstrap intervals with the estimated
+dispersion, ``dispersion="pearson"``, :mod:`pycomp.dispersion`, what the commands do by
+default) it reports the fraction of (trial, item)
 cases whose 90% interval contains the true score, with its binomial standard error.
 
 Bradley-Terry identifies score differences only: with ``alpha = 0`` the scores are centred,
@@ -94,7 +95,8 @@ def main() -> None:
     for n, m in sizes:
         for judge in JUDGES:
             rng = np.random.default_rng(1000 * n + JUDGES.index(judge))
-            hits = {"hessian": [], "sandwich": [], "bootstrap": [], "hessian+dispersion": []}
+            hits = {"hessian": [], "sandwich": [], "bootstrap": [], "hessian+dispersion": [],
+                    "bootstrap+dispersion": []}
             widths = {k: [] for k in hits}
             for _ in range(args.trials):
                 truth = rng.normal(size=n)
@@ -110,10 +112,13 @@ def main() -> None:
                                             seed=int(rng.integers(2**32)), cluster=cluster)
                         quasi = pycomp.solve(i, j, p, n_items=n, alpha=args.alpha, return_se=True,
                                              dispersion="pearson")
+                        quasi_boot = pycomp.solve(i, j, p, n_items=n, alpha=args.alpha, bootstrap=args.bootstrap,
+                                                  seed=int(rng.integers(2**32)), cluster=cluster,
+                                                  dispersion="pearson")
                 except ValueError:  # no MLE (an item won or lost everything) or a disconnected graph
                     continue
                 for name, sol in (("hessian", hess), ("sandwich", sand), ("bootstrap", boot),
-                                  ("hessian+dispersion", quasi)):
+                                  ("hessian+dispersion", quasi), ("bootstrap+dispersion", quasi_boot)):
                     low, high = sol.interval(LEVEL)
                     level_truth = truth + sol.scores.mean()
                     hits[name].append((level_truth >= low) & (level_truth <= high))
@@ -141,7 +146,7 @@ def main() -> None:
     md = [f"# Coverage of 90% intervals (simulated judges, known scores, alpha = {args.alpha:g})", "",
           f"`python bench/bench_coverage.py {' '.join(sys.argv[1:])}` at commit {payload['commit']}: "
           f"{args.trials} trials per row, bootstrap B = {args.bootstrap}; pair-bias rows cluster the sandwich "
-          "and the bootstrap by pair; hessian+dispersion is `return_se=True, dispersion=\"pearson\"`. The truth is "
+          "and the bootstrap by pair; +dispersion: the same with `dispersion=\"pearson\"`. The truth is "
           "compared on each solution's level (BT identifies differences only; see the module docstring).", "",
           markdown_table(rows, [("items", "items"), ("comparisons", "comparisons"), ("judge", "judge"),
                                 ("method", "method"), ("trials", "trials"), ("coverage", "cov"),
