@@ -140,14 +140,26 @@ def pearson(collapsed, scores: np.ndarray) -> Tuple[float, int]:
 
 
 def _components(items: np.ndarray, a: np.ndarray, b: np.ndarray) -> int:
-    """Connected components of the graph of pairs (a, b) over ``items``."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """Connected components of the graph of pairs (a, b) over ``items`` (sorted, unique).
 
-    index = np.searchsorted(items, np.concatenate([a, b]))
+    Label propagation with pointer jumping (every label is the smallest item index
+    reachable so far), in numpy: O(pairs) per round, a few rounds.
+    """
     k = items.shape[0]
-    graph = coo_matrix((np.ones(a.shape[0]), (index[: a.shape[0]], index[a.shape[0]:])), shape=(k, k))
-    return int(connected_components(graph, directed=False)[0])
+    ia, ib = np.searchsorted(items, a), np.searchsorted(items, b)
+    label = np.arange(k)
+    while True:
+        before = label.copy()
+        la, lb = label[ia], label[ib]
+        np.minimum.at(label, la, lb)
+        np.minimum.at(label, lb, la)
+        while True:  # point every item at its label's label until nothing moves
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+        if np.array_equal(label, before):
+            return int(np.count_nonzero(label == np.arange(k)))
 
 
 def fit(solve_at: Callable[[float], np.ndarray], i: np.ndarray, j: np.ndarray, p: Optional[np.ndarray],

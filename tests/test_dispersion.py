@@ -221,3 +221,35 @@ def test_command_line_default_is_auto_and_prints_phi(tmp_path):
     res = runner.invoke(app, ["solve", str(inp), "--out", str(tmp_path / "s.csv"), "--model", "gaussian",
                               "--dispersion", "pearson"])
     assert res.exit_code == 2 and "--dispersion pearson applies to --model bt" in res.output
+
+
+def _union_find_components(pairs):
+    parent = {}
+
+    def root(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    return len({root(x) for x in list(parent)})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_components_of_the_pairs_match_a_union_find(seed):
+    from pycomp.dispersion import _components
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    if seed % 2:  # long chains split into pieces: many propagation rounds
+        perm = rng.permutation(n)
+        keep = rng.random(n - 1) > 0.05
+        a, b = perm[:-1][keep], perm[1:][keep]
+    else:
+        m = int(rng.integers(1, 2 * n))
+        a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+    items = np.unique(np.concatenate([a, b]))
+    assert _components(items, a, b) == _union_find_components(zip(a.tolist(), b.tolist()))
