@@ -32,8 +32,8 @@ Three ways to the uncertainty of the scores, and when each is right:
   each judgement counted as ``1 / phi`` games, so that the prior (``alpha`` games) weighs
   what it should against them: scores at ``alpha * phi``, standard errors times
   ``sqrt(phi)``. Right for independent soft or hard judgements and for repeats of a
-  pair that share a bias (the collapsed pairs see it), whatever the prior: 88.7-92.3% of
-  90% intervals held the truth in every setting of ``bench/results/coverage_alpha1*.md``.
+  pair that share a bias (the collapsed pairs see it), whatever the prior: 86.9-92.2% of
+  90% intervals held the truth in every setting of ``bench/results/coverage*.md``.
   It changes the scores when ``alpha > 0`` (less shrinkage for a confident judge).
 
 With few comparisons per item the Hessian, sandwich and bootstrap describe the sampling
