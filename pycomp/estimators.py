@@ -174,6 +174,9 @@ class BradleyTerry(_PoEEstimator):
     return_se : bool
         Also compute standard errors (``se_``).
     n_threads : int, optional
+    dispersion : {None, "pearson", "auto"} or float
+        As in :func:`pycomp.solve`: count each judgement as ``1 / phi`` games
+        (``solution_.dispersion``; :mod:`pycomp.dispersion`).
 
     Attributes
     ----------
@@ -190,9 +193,11 @@ class BradleyTerry(_PoEEstimator):
     _model = "bt"
 
     def __init__(self, alpha: float = 1.0, method: str = "auto", tol: float = 1e-8,
-                 max_iter: Optional[int] = None, return_se: bool = False, n_threads: Optional[int] = None):
+                 max_iter: Optional[int] = None, return_se: bool = False, n_threads: Optional[int] = None,
+                 dispersion: Any = None):
         super().__init__(alpha, tol, max_iter, return_se, n_threads)
         self.method = method
+        self.dispersion = dispersion
 
 
 class PoEGaussian(_PoEEstimator):

@@ -214,7 +214,7 @@ def test_set_params_changes_what_fit_uses():
     assert est.set_params(alpha=0.0, method="mm", max_iter=50_000) is est
     assert est.alpha == 0.0 and est.method == "mm"
     assert est.get_params() == dict(alpha=0.0, method="mm", tol=TOL, max_iter=50_000, return_se=False,
-                                    n_threads=None)
+                                    n_threads=None, dispersion=None)
     est.fit(c.i, c.j, c.p)
     assert est.solution_.method == "mm"
     R.assert_close(est.scores_, R.bt_solve(c, 0.0), atol=ATOL)
@@ -222,7 +222,7 @@ def test_set_params_changes_what_fit_uses():
 
 def test_get_params_lists_every_init_parameter():
     assert pycomp.BradleyTerry().get_params() == dict(alpha=1.0, method="auto", tol=1e-8, max_iter=None,
-                                                      return_se=False, n_threads=None)
+                                                      return_se=False, n_threads=None, dispersion=None)
     assert pycomp.PoEGaussian(beta=0.2).get_params() == dict(alpha=1.0, beta=0.2, tol=1e-8, max_iter=None,
                                                              return_se=False, n_threads=None)
 
@@ -232,7 +232,8 @@ def test_set_params_unknown_name_raises_and_changes_nothing():
     with pytest.raises(ValueError) as e:
         est.set_params(alpha=2.0, beta=0.3)
     assert str(e.value) == (
-        "BradleyTerry has no parameter 'beta'; valid parameters: alpha, method, tol, max_iter, return_se, n_threads"
+        "BradleyTerry has no parameter 'beta'; valid parameters: alpha, method, tol, max_iter, return_se, n_threads, "
+        "dispersion"
     )
     assert est.alpha == 0.5
 
@@ -254,3 +255,12 @@ def test_string_id_errors_name_the_ids():
     with pytest.raises(pycomp.NoOptimumError, match=r"'x'") as info:
         pycomp.BradleyTerry(alpha=0).fit(["x", "x", "y"], ["y", "z", "z"])
     assert "0-based item index" not in str(info.value)
+
+
+def test_bradley_terry_passes_the_dispersion_to_solve():
+    c = R.random_comparisons(np.random.default_rng(11), 9, 70)
+    est = pycomp.BradleyTerry(return_se=True, dispersion="pearson", tol=TOL).fit(c.i, c.j, c.p)
+    sol = pycomp.solve(c.i, c.j, c.p, return_se=True, dispersion="pearson", tol=TOL)
+    assert est.solution_.dispersion == sol.dispersion and sol.dispersion is not None
+    R.assert_close(est.scores_, R.bt_solve(c, sol.dispersion), atol=ATOL)
+    np.testing.assert_array_equal(est.se_, sol.se)
