@@ -271,6 +271,23 @@ def test_a_log_of_other_settings_is_refused(tmp_path):
         A.active_rank(simulated_judge(truth), 12, 12, batch_pairs=6, seed=1, log=log)
 
 
+def test_the_dispersion_reaches_every_solve_and_the_log(tmp_path):
+    truth = np.random.default_rng(4).standard_normal(30)
+    log = tmp_path / "answers.jsonl"
+    seen = []
+    result = A.active_rank(simulated_judge(truth, seed=2), 30, 75, batch_pairs=15, seed=0, log=log,
+                           dispersion="auto", on_round=lambda rec, sol: seen.append(sol.dispersion))
+    # round 0 (2 pairs per item, a near-tree) may leave no residual degree of freedom: then "auto" is the plain fit
+    assert len(seen) == 4 and all(phi is not None and 0 < phi < 1 for phi in seen[1:])  # soft: below a coin flip
+    want = pycomp.solve(result.pairs[:, 0], result.pairs[:, 1], result.p, n_items=30, return_se=True,
+                        dispersion="auto")
+    np.testing.assert_array_equal(result.scores, want.scores)
+    np.testing.assert_array_equal(result.se, want.se)
+    assert json.loads(log.read_text().splitlines()[0])["dispersion"] == "auto"
+    with pytest.raises(ValueError, match="written by an active run with other settings"):
+        A.active_rank(simulated_judge(truth, seed=2), 30, 75, batch_pairs=15, seed=0, log=log)
+
+
 @pytest.mark.parametrize("budget, batch, threshold, message", [
     (0, 5, None, "--budget 0 must be a whole number of pairs > 0"),
     (-3, 5, None, "--budget -3 must be a whole number of pairs > 0"),
