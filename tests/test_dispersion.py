@@ -10,6 +10,7 @@ import pycomp
 from pycomp.cli import app
 from pycomp.dispersion import FIXED_POINT_RTOL, parse_option
 from reference import Comparisons, bt_se, bt_solve, random_comparisons
+from reference import components as reference_components
 
 
 def _pearson_reference(c: Comparisons, s: np.ndarray):
@@ -29,16 +30,9 @@ def _pearson_reference(c: Comparisons, s: np.ndarray):
         x2 += (wins - total * q) ** 2 / (squares * q * (1.0 - q))
         used.append((a, b))
     items = sorted({x for pair in used for x in pair})
-    parent = {x: x for x in items}
-
-    def root(x):
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    for a, b in used:
-        parent[root(a)] = root(b)
-    components = len({root(x) for x in items})
+    index = {x: k for k, x in enumerate(items)}
+    graph = Comparisons.make([index[a] for a, _ in used], [index[b] for _, b in used], n_items=max(len(items), 2))
+    components = len(np.unique(reference_components(graph)[: len(items)]))
     df = len(used) - (len(items) - components)
     return x2 / df, df
 
@@ -223,23 +217,8 @@ def test_command_line_default_is_auto_and_prints_phi(tmp_path):
     assert res.exit_code == 2 and "--dispersion pearson applies to --model bt" in res.output
 
 
-def _union_find_components(pairs):
-    parent = {}
-
-    def root(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        parent[root(a)] = root(b)
-    return len({root(x) for x in list(parent)})
-
-
 @pytest.mark.parametrize("seed", range(6))
-def test_components_of_the_pairs_match_a_union_find(seed):
+def test_components_of_the_pairs_match_the_reference(seed):
     from pycomp.dispersion import _components
 
     rng = np.random.default_rng(seed)
@@ -252,4 +231,6 @@ def test_components_of_the_pairs_match_a_union_find(seed):
         m = int(rng.integers(1, 2 * n))
         a, b = rng.integers(0, n, m), rng.integers(0, n, m)
     items = np.unique(np.concatenate([a, b]))
-    assert _components(items, a, b) == _union_find_components(zip(a.tolist(), b.tolist()))
+    index = np.searchsorted(items, np.concatenate([a, b]))
+    graph = Comparisons.make(index[: len(a)], index[len(a):], n_items=max(len(items), 2))
+    assert _components(items, a, b) == len(np.unique(reference_components(graph)[: len(items)]))
