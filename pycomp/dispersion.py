@@ -38,7 +38,7 @@ import numpy as np
 
 from pycomp import collapse as _collapse
 
-__all__ = ["check_dispersion", "parse_option", "pearson", "fit", "describe"]
+__all__ = ["check_dispersion", "parse_option", "PairSums", "residual_df", "pearson", "fit", "describe"]
 
 FIXED_POINT_RTOL = 1e-4
 """The fixed point of ``phi`` is reached when one more step changes it by less than this, relatively."""
@@ -111,7 +111,37 @@ def describe(sol) -> str:
             f"standard errors scaled by sqrt(phi) (--dispersion none: the plain PoE-BT fit)")
 
 
-def pearson(collapsed, scores: np.ndarray) -> Tuple[float, int]:
+class PairSums:
+    """The collapsed unique pairs with positive weight: ``a``, ``b``, ``wins`` (sum w p),
+    ``total`` (sum w) and ``squares`` (sum w^2), read once from a collapse."""
+
+    def __init__(self, collapsed):
+        squares = collapsed.q0
+        used = squares > 0.0
+        self.a, self.b = collapsed.a[used], collapsed.b[used]
+        self.wins, self.total, self.squares = collapsed.wins[used], collapsed.total[used], squares[used]
+
+    def __len__(self) -> int:
+        return int(self.a.shape[0])
+
+    def x2(self, scores: np.ndarray) -> float:
+        """Pearson's statistic at ``scores``."""
+        q = 0.5 * (1.0 + np.tanh(0.5 * (scores[self.a] - scores[self.b])))
+        var = np.maximum(q * (1.0 - q), np.finfo(float).tiny) * self.squares
+        return float(np.sum((self.wins - self.total * q) ** 2 / var))
+
+
+def residual_df(n_pairs: int, n_items: int, n_components: int) -> int:
+    """Unique pairs minus free scores: ``n_pairs - (n_items - n_components)``.
+
+    ``n_components`` counts the components of the positive-weight comparisons with every
+    item never compared as its own (as :attr:`pycomp.Solution.n_components` does); such an
+    item adds one item and one component, so it leaves ``df`` as it is.
+    """
+    return int(n_pairs) - (int(n_items) - int(n_components))
+
+
+def pearson(collapsed, scores: np.ndarray, n_components: int) -> Tuple[float, int]:
     """Pearson's ``X^2 / df`` of the collapsed pairs at ``scores``, and ``df``.
 
     Parameters
@@ -119,6 +149,8 @@ def pearson(collapsed, scores: np.ndarray) -> Tuple[float, int]:
     collapsed : pycomp._core.Collapsed
         From :func:`pycomp.collapse.collapse`.
     scores : ndarray, shape (n_items,)
+    n_components : int
+        Connected components of the comparisons (:attr:`pycomp.Solution.n_components`).
 
     Returns
     -------
@@ -126,50 +158,19 @@ def pearson(collapsed, scores: np.ndarray) -> Tuple[float, int]:
         NaN when ``df < 1``.
     df : int
     """
-    a, b = collapsed.a, collapsed.b
-    wins, total, squares = collapsed.wins, collapsed.total, collapsed.q0
-    used = squares > 0.0
-    a, b, wins, total, squares = a[used], b[used], wins[used], total[used], squares[used]
-    d = scores[a] - scores[b]
-    q = 0.5 * (1.0 + np.tanh(0.5 * d))
-    var = np.maximum(q * (1.0 - q), np.finfo(float).tiny) * squares
-    x2 = float(np.sum((wins - total * q) ** 2 / var))
-    items = np.unique(np.concatenate([a, b]))
-    df = int(a.shape[0]) - (int(items.shape[0]) - _components(items, a, b))
-    return (x2 / df if df >= 1 else float("nan")), df
+    pairs = PairSums(collapsed)
+    df = residual_df(len(pairs), scores.shape[0], n_components)
+    return (pairs.x2(scores) / df if df >= 1 else float("nan")), df
 
 
-def _components(items: np.ndarray, a: np.ndarray, b: np.ndarray) -> int:
-    """Connected components of the graph of pairs (a, b) over ``items`` (sorted, unique).
-
-    Label propagation with pointer jumping (every label is the smallest item index
-    reachable so far), in numpy: O(pairs) per round, a few rounds.
-    """
-    k = items.shape[0]
-    ia, ib = np.searchsorted(items, a), np.searchsorted(items, b)
-    label = np.arange(k)
-    while True:
-        before = label.copy()
-        la, lb = label[ia], label[ib]
-        np.minimum.at(label, la, lb)
-        np.minimum.at(label, lb, la)
-        while True:  # point every item at its label's label until nothing moves
-            jumped = label[label]
-            if np.array_equal(jumped, label):
-                break
-            label = jumped
-        if np.array_equal(label, before):
-            return int(np.count_nonzero(label == np.arange(k)))
-
-
-def fit(solve_at: Callable[[float], np.ndarray], i: np.ndarray, j: np.ndarray, p: Optional[np.ndarray],
+def fit(solve_at: Callable[[float], Any], i: np.ndarray, j: np.ndarray, p: Optional[np.ndarray],
         weights: Optional[np.ndarray], n_items: Optional[int], alpha: float, n_threads: int = 0,
         required: bool = True) -> Tuple[Optional[float], int]:
     """Estimate ``phi`` together with the scores (see the module docstring).
 
     Parameters
     ----------
-    solve_at : callable(alpha) -> scores
+    solve_at : callable(alpha) -> pycomp.Solution
         A plain solve of the same comparisons at prior strength ``alpha``.
     i, j, p, weights, n_items
         The comparisons, on the host, as given to :func:`pycomp.solve`.
@@ -189,22 +190,22 @@ def fit(solve_at: Callable[[float], np.ndarray], i: np.ndarray, j: np.ndarray, p
         No residual degrees of freedom (as many unique pairs as a spanning tree, or
         fewer) and ``required``.
     """
-    collapsed = _collapse.collapse(i, j, p, weights=weights, n_items=n_items, units=False, n_threads=n_threads)
+    pairs = PairSums(_collapse.collapse(i, j, p, weights=weights, n_items=n_items, units=False, n_threads=n_threads))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the final solve reports what these would
-        scores = solve_at(alpha)
-        phi, df = pearson(collapsed, scores)
+        sol = solve_at(alpha)
+        df = residual_df(len(pairs), sol.n_items, sol.n_components)
         if df < 1 and not required:
             return None, df
         if df < 1:
             raise ValueError(
                 f"dispersion='pearson' needs more unique pairs than a spanning tree of the items: "
-                f"{int(np.count_nonzero(collapsed.q0 > 0))} unique pairs leave df = {df} residual degrees of freedom; "
+                f"{len(pairs)} unique pairs leave df = {df} residual degrees of freedom; "
                 "compare more pairs, give dispersion=<phi> from a larger run, or drop dispersion")
-        phi = max(phi, SMALLEST)
+        phi = max(pairs.x2(sol.scores) / df, SMALLEST)
         if alpha > 0.0:
             for _ in range(FIXED_POINT_MAX_STEPS):
-                new = max(pearson(collapsed, solve_at(alpha * phi))[0], SMALLEST)
+                new = max(pairs.x2(solve_at(alpha * phi).scores) / df, SMALLEST)
                 done = abs(new - phi) <= FIXED_POINT_RTOL * phi
                 phi = new
                 if done:

@@ -428,8 +428,8 @@ def _solve_with_dispersion(phi, i, j, p, *, alpha, return_se, se_method, bootstr
         hi, hj, hp, hw = _devices.host_arrays(arrays, copy=True)
         threads = kw["n_threads"]
 
-        def solve_at(a: float) -> np.ndarray:
-            return solve(i, j, p, alpha=a, **kw).scores
+        def solve_at(a: float) -> Solution:
+            return solve(i, j, p, alpha=a, **kw)
 
         phi, df = _dispersion.fit(solve_at, hi, hj, hp, hw, kw["n_items"], alpha,
                                   n_threads=0 if threads is None else threads, required=phi == "pearson")

@@ -34,7 +34,7 @@ def _pearson_reference(c: Comparisons, s: np.ndarray):
     graph = Comparisons.make([index[a] for a, _ in used], [index[b] for _, b in used], n_items=max(len(items), 2))
     components = len(np.unique(reference_components(graph)[: len(items)]))
     df = len(used) - (len(items) - components)
-    return x2 / df, df
+    return (x2 / df if df >= 1 else float("nan")), df
 
 
 def _beta_judge(rng, n, m, k, spread=1.0):
@@ -218,19 +218,34 @@ def test_command_line_default_is_auto_and_prints_phi(tmp_path):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_components_of_the_pairs_match_the_reference(seed):
-    from pycomp.dispersion import _components
-
+def test_df_counts_components_isolated_items_and_zero_weights(seed):
+    """Several components (chains cut into pieces or random pieces), items never compared and
+    zero-weight rows: df and phi as the plain reference counts them."""
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 300))
-    if seed % 2:  # long chains split into pieces: many propagation rounds
-        perm = rng.permutation(n)
-        keep = rng.random(n - 1) > 0.05
+    n = int(rng.integers(8, 200))
+    if seed % 2:  # long chains cut into pieces, plus repeats of their pairs
+        perm = rng.permutation(n - 2)
+        keep = rng.random(n - 3) > 0.1
         a, b = perm[:-1][keep], perm[1:][keep]
-    else:
-        m = int(rng.integers(1, 2 * n))
-        a, b = rng.integers(0, n, m), rng.integers(0, n, m)
-    items = np.unique(np.concatenate([a, b]))
-    index = np.searchsorted(items, np.concatenate([a, b]))
-    graph = Comparisons.make(index[: len(a)], index[len(a):], n_items=max(len(items), 2))
-    assert _components(items, a, b) == len(np.unique(reference_components(graph)[: len(items)]))
+        a, b = np.concatenate([a, a[::3]]), np.concatenate([b, b[::3]])
+    else:  # two random pieces
+        half = (n - 2) // 2
+        m = int(rng.integers(half, 3 * half))
+        a = np.concatenate([rng.integers(0, half, m), rng.integers(half, n - 2, m)])
+        b = np.concatenate([rng.integers(0, half, m), rng.integers(half, n - 2, m)])
+        a, b = a[a != b], b[a != b]
+    w = np.where(rng.random(a.shape[0]) < 0.1, 0.0, rng.uniform(0.5, 2.0, a.shape[0]))
+    p = rng.random(a.shape[0])
+    c = Comparisons(a.astype(np.int64), b.astype(np.int64), p, w, n)  # items n - 2, n - 1: never compared
+    want_phi, want_df = _pearson_reference(c, bt_solve(c, 1.0))
+    if want_df < 1:
+        with pytest.raises(ValueError, match=f"df = {want_df} residual"):
+            pycomp.solve(c.i, c.j, c.p, weights=c.w, n_items=n, dispersion="pearson")
+        return
+    sol = pycomp.solve(c.i, c.j, c.p, weights=c.w, n_items=n, dispersion=1.0)  # phi = 1: the plain fit
+    from pycomp import collapse as C
+    from pycomp.dispersion import pearson
+
+    phi, df = pearson(C.collapse(c.i, c.j, c.p, weights=c.w, n_items=n, units=False), sol.scores, sol.n_components)
+    assert df == want_df
+    np.testing.assert_allclose(phi, want_phi, rtol=1e-9)
