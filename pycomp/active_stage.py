@@ -81,7 +81,7 @@ def judge_active(backend, template, items: Items, config: RankConfig, log: Path,
     result = active_rank(judge, len(items), settings["budget"], batch_pairs=settings["batch_pairs"],
                          groups=items.groups, first_k=settings["first_k"], seed=config.seed,
                          stop_threshold=config.stop_threshold, model=config.solver, alpha=config.alpha,
-                         dispersion=parse_option(config.dispersion),
+                         dispersion=parse_option(config.dispersion, config.solver, "--solver"),
                          on_round=report)
     judged = judge_items(backend, template, items, result.pairs, config, log)  # all found in the log now
     summary = dict(judged.summary)

@@ -79,8 +79,11 @@ def check_dispersion(dispersion: Any, model: str) -> Union[None, str, float]:
     return value
 
 
-def parse_option(text: str) -> Union[str, float, None]:
+def parse_option(text: str, model: str = "bt", model_option: str = "--model") -> Union[str, float, None]:
     """The commands' ``--dispersion`` value: auto, pearson, none or a number > 0.
+
+    ``model`` is the run's solver model, named by ``model_option`` in the error: with
+    ``"gaussian"`` only auto (which is then none) and none are accepted.
 
     Raises
     ------
@@ -88,17 +91,20 @@ def parse_option(text: str) -> Union[str, float, None]:
         Naming the option.
     """
     value = str(text).strip().lower()
-    if value in ("auto", "pearson"):
-        return value
     if value == "none":
         return None
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"--dispersion {text!r} must be auto, pearson, none or a number > 0") from None
-    if not (math.isfinite(number) and number > 0.0):
-        raise ValueError(f"--dispersion {text!r} must be auto, pearson, none or a number > 0")
-    return number
+    if value not in ("auto", "pearson"):
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not (math.isfinite(number) and number > 0.0):
+            raise ValueError(f"--dispersion {text!r} must be auto, pearson, none or a number > 0")
+        value = number
+    if model == "gaussian" and value != "auto":
+        raise ValueError(f"--dispersion {text} applies to {model_option} bt: PoE-Gaussian's standard errors already "
+                         f"scale with the residual variance; drop --dispersion")
+    return value
 
 
 def describe(sol) -> str:

@@ -22,10 +22,11 @@ def solve_scores(n_items: int, comparisons: pd.DataFrame, solver: str = "bt", al
     import pycomp
     from pycomp.dispersion import parse_option
 
+    setting = parse_option(dispersion, solver, "--solver")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pycomp.GraphWarning)
         return pycomp.solve(
             comparisons["i"].to_numpy(np.int64), comparisons["j"].to_numpy(np.int64),
             comparisons["p"].to_numpy(np.float64), n_items=max(2, n_items), model=solver, alpha=alpha,
-            return_se=return_se, bootstrap=bootstrap, seed=seed, dispersion=parse_option(dispersion),
+            return_se=return_se, bootstrap=bootstrap, seed=seed, dispersion=setting,
         )

@@ -193,10 +193,7 @@ def rank_config(options: dict, **fields):
     if "dispersion" in values:
         from pycomp.dispersion import parse_option
 
-        parse_option(values["dispersion"])
-        if values.get("solver") == "gaussian" and parse_option(values["dispersion"]) not in (None, "auto"):
-            raise ValueError(f"--dispersion {values['dispersion']} applies to --solver bt: PoE-Gaussian's standard "
-                             f"errors already scale with the residual variance; drop --dispersion")
+        parse_option(values["dispersion"], values.get("solver", "bt"), "--solver")
     return RankConfig(per_item=per_item, **values)
 
 

@@ -35,8 +35,8 @@ def _metrics_lines(mets: dict, gold_field: str) -> List[str]:
 
 
 @opts.takes("ctx", "items", "out", *opts.ITEM_FIELDS, "gold_field", *opts.JUDGE_MODEL, *opts.PAIR_PLAN, "budget",
-            "batch_pairs", "stop_threshold", "solver", "alpha", "dispersion", "bootstrap", "batch_size", "threads", "fit_on",
-            "calibrate", "plots", "progress")
+            "batch_pairs", "stop_threshold", "solver", "alpha", "dispersion", "bootstrap", "batch_size", "threads",
+            "fit_on", "calibrate", "plots", "progress")
 def rank_command(
     ctx: typer.Context,
     items: str = typer.Argument(..., help=opts.ITEMS_HELP),

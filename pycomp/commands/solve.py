@@ -78,8 +78,10 @@ def solve_command(
         if frame.empty:
             raise ValueError(f"{comparisons} has no rows: there is nothing to solve")
         group_column = _group_column(frame, group)
+        from pycomp.dispersion import parse_option
+
         extra = _uncertainty_options(frame, bootstrap, seed, level, cluster, se_method)
-        extra["dispersion"] = _dispersion_option(dispersion, model)
+        extra["dispersion"] = parse_option(dispersion, model)
         table = solve_table(
             frame, a=a, b=b, p=_probability_column(frame, p, hard), weight=weight, group=group_column, model=model,
             method=method, alpha=alpha, beta=beta, tol=tol, max_iter=max_iter, return_se=se, **extra,
@@ -124,17 +126,6 @@ def _uncertainty_options(frame, bootstrap, seed, level, cluster, se_method) -> d
             raise ValueError("--cluster needs --bootstrap B or --se-method sandwich")
         extra["cluster"] = frame[cluster].astype(str).to_numpy()
     return extra
-
-
-def _dispersion_option(text: str, model: str):
-    """--dispersion as :func:`pycomp.solve` takes it (auto is none for gaussian; others refused there)."""
-    from pycomp.dispersion import parse_option
-
-    value = parse_option(text)
-    if model == "gaussian" and value not in (None, "auto"):
-        raise ValueError(f"--dispersion {text} applies to --model bt: PoE-Gaussian's standard errors already scale "
-                         f"with the residual variance; drop --dispersion")
-    return value
 
 
 def _add_uncertainty_columns(table, sol, level: float):
