@@ -22,7 +22,8 @@ is the quasi-likelihood (quasi-binomial) view of the same objective:
   ``alpha * phi`` (``sqrt(diag(phi H^-1))``, ``H`` the Hessian of that objective).
 
 ``phi`` and the scores are fitted together: ``phi`` is the fixed point of
-``phi = X^2(s(alpha phi)) / df``, iterated from the fit at ``alpha`` (exact in one step
+``phi = X^2(s(alpha phi)) / df``, iterated from the fit at ``alpha`` until the statistic at
+the scores of ``alpha phi`` is within ``FIXED_POINT_RTOL`` of ``phi`` (exact in one step
 when ``alpha = 0``). The sandwich and the bootstrap estimate the judgements' spread
 themselves, so with them the dispersion only sets the prior (``alpha * phi``).
 ``bench/bench_coverage.py`` measures the coverage (row "hessian+dispersion").
@@ -171,7 +172,7 @@ def pearson(collapsed, scores: np.ndarray, n_components: int) -> Tuple[float, in
 
 def fit(solve_at: Callable[[float], Any], i: np.ndarray, j: np.ndarray, p: Optional[np.ndarray],
         weights: Optional[np.ndarray], n_items: Optional[int], alpha: float, n_threads: int = 0,
-        required: bool = True) -> Tuple[Optional[float], int]:
+        required: bool = True) -> Tuple[Optional[float], int, Any, list]:
     """Estimate ``phi`` together with the scores (see the module docstring).
 
     Parameters
@@ -183,12 +184,17 @@ def fit(solve_at: Callable[[float], Any], i: np.ndarray, j: np.ndarray, p: Optio
     alpha : float
         The prior strength asked for (in coin-flip games).
     required : bool
-        Without residual degrees of freedom: raise (True) or return ``(None, df)``.
+        Without residual degrees of freedom: raise (True) or return ``(None, df, None, [])``.
 
     Returns
     -------
     phi : float or None
     df : int
+    solution : pycomp.Solution or None
+        The plain solve at ``alpha * phi`` whose Pearson statistic is within
+        ``FIXED_POINT_RTOL`` of ``phi`` (None when the iteration stopped short of that).
+    caught : list of warnings.WarningMessage
+        The warnings that solve raised (the other solves' are dropped).
 
     Raises
     ------
@@ -197,23 +203,29 @@ def fit(solve_at: Callable[[float], Any], i: np.ndarray, j: np.ndarray, p: Optio
         fewer) and ``required``.
     """
     pairs = PairSums(_collapse.collapse(i, j, p, weights=weights, n_items=n_items, units=False, n_threads=n_threads))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the final solve reports what these would
-        sol = solve_at(alpha)
-        df = residual_df(len(pairs), sol.n_items, sol.n_components)
-        if df < 1 and not required:
-            return None, df
-        if df < 1:
-            raise ValueError(
-                f"dispersion='pearson' needs more unique pairs than a spanning tree of the items: "
-                f"{len(pairs)} unique pairs leave df = {df} residual degrees of freedom; "
-                "compare more pairs, give dispersion=<phi> from a larger run, or drop dispersion")
-        phi = max(pairs.x2(sol.scores) / df, SMALLEST)
-        if alpha > 0.0:
-            for _ in range(FIXED_POINT_MAX_STEPS):
-                new = max(pairs.x2(solve_at(alpha * phi).scores) / df, SMALLEST)
-                done = abs(new - phi) <= FIXED_POINT_RTOL * phi
-                phi = new
-                if done:
-                    break
-    return phi, df
+
+    def solve_quietly(a: float):
+        # the warnings of the solve fit returns are handed back; the others would repeat them
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            return solve_at(a), list(caught)
+
+    sol, caught = solve_quietly(alpha)
+    df = residual_df(len(pairs), sol.n_items, sol.n_components)
+    if df < 1 and not required:
+        return None, df, None, []
+    if df < 1:
+        raise ValueError(
+            f"dispersion='pearson' needs more unique pairs than a spanning tree of the items: "
+            f"{len(pairs)} unique pairs leave df = {df} residual degrees of freedom; "
+            "compare more pairs, give dispersion=<phi> from a larger run, or drop dispersion")
+    phi = max(pairs.x2(sol.scores) / df, SMALLEST)
+    if alpha == 0.0:
+        return phi, df, sol, caught  # the prior is 0 whatever phi is
+    for _ in range(FIXED_POINT_MAX_STEPS):
+        sol, caught = solve_quietly(alpha * phi)
+        new = max(pairs.x2(sol.scores) / df, SMALLEST)
+        if abs(new - phi) <= FIXED_POINT_RTOL * phi:
+            return phi, df, sol, caught
+        phi = new
+    return phi, df, None, []

@@ -431,11 +431,17 @@ def _solve_with_dispersion(phi, i, j, p, *, alpha, return_se, se_method, bootstr
         def solve_at(a: float) -> Solution:
             return solve(i, j, p, alpha=a, **kw)
 
-        phi, df = _dispersion.fit(solve_at, hi, hj, hp, hw, kw["n_items"], alpha,
-                                  n_threads=0 if threads is None else threads, required=phi == "pearson")
+        phi, df, fitted, caught = _dispersion.fit(solve_at, hi, hj, hp, hw, kw["n_items"], alpha,
+                                                  n_threads=0 if threads is None else threads,
+                                                  required=phi == "pearson")
         if phi is None:  # "auto" without residual degrees of freedom: the plain objective
             return solve(i, j, p, alpha=alpha, return_se=return_se, se_method=se_method, bootstrap=bootstrap,
                          seed=seed, cluster=cluster, collapse=collapse, **kw)
+        if fitted is not None and not return_se and bootstrap is None and collapse is None:
+            for w in caught:  # what that solve said, said once
+                warnings.warn(w.message, w.category, stacklevel=3)
+            fitted.dispersion, fitted.dispersion_df = float(phi), df  # already the solve at alpha * phi
+            return fitted
     sol = solve(i, j, p, alpha=alpha * phi, return_se=return_se, se_method=se_method, bootstrap=bootstrap, seed=seed,
                 cluster=cluster, collapse=collapse, **kw)
     if sol.se is not None and not sol.se_method.startswith("sandwich"):

@@ -249,3 +249,22 @@ def test_df_counts_components_isolated_items_and_zero_weights(seed):
     phi, df = pearson(C.collapse(c.i, c.j, c.p, weights=c.w, n_items=n, units=False), sol.scores, sol.n_components)
     assert df == want_df
     np.testing.assert_allclose(phi, want_phi, rtol=1e-9)
+
+
+def test_without_standard_errors_the_fitted_solve_is_returned_and_its_warnings_said_once():
+    c = random_comparisons(np.random.default_rng(9), 12, 80)
+    sol = pycomp.solve(c.i, c.j, c.p, n_items=12, alpha=1.5, dispersion="pearson", tol=1e-12)
+    assert sol.se is None
+    np.testing.assert_allclose(sol.scores, bt_solve(c, 1.5 * sol.dispersion, gtol=1e-11), atol=1e-8)
+    want, _ = _pearson_reference(c, sol.scores)
+    np.testing.assert_allclose(sol.dispersion, want, rtol=FIXED_POINT_RTOL)
+    # two separate groups at alpha = 0: one GraphWarning, as the plain solve gives
+    a, b = np.array([0, 1, 2, 0, 3, 4, 5, 3]), np.array([1, 2, 0, 2, 4, 5, 3, 5])
+    p = np.array([0.7, 0.6, 0.2, 0.4, 0.9, 0.3, 0.5, 0.45])
+    with pytest.warns(pycomp.GraphWarning) as record:
+        sol = pycomp.solve(a, b, p, alpha=0.0, dispersion="pearson")
+    assert sum(issubclass(w.category, pycomp.GraphWarning) for w in record) == 1
+    assert sol.dispersion_df == 6 - (6 - 2)  # 6 unique pairs (two repeats), 6 items, 2 components
+    with pytest.warns(pycomp.ConvergenceWarning) as record:
+        pycomp.solve(c.i, c.j, c.p, n_items=12, dispersion="pearson", max_iter=1)
+    assert sum(issubclass(w.category, pycomp.ConvergenceWarning) for w in record) == 1
