@@ -46,7 +46,7 @@ the prior's pull (``alpha``) on sparsely compared items; for a weak judge no
 design can do much better than random (the benchmark's information floor). Solved
 with ``dispersion="auto"`` (the commands' default, :mod:`pycomp.dispersion`), which
 repairs that pull for every design, random pairs need 1.9-2.7x fewer comparisons
-than with the plain fit and active gains only 1.02-1.13x over them with soft
+than with the plain fit and active gains only 1.02-1.31x over them with soft
 judgements; with coin-flip judgements it keeps 1.7-1.9x.
 """
 from __future__ import annotations
