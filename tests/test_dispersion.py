@@ -223,11 +223,11 @@ def test_df_counts_components_isolated_items_and_zero_weights(seed):
     zero-weight rows: df and phi as the plain reference counts them."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(8, 200))
-    if seed % 2:  # long chains cut into pieces, plus repeats of their pairs
+    if seed % 2:  # long chains cut into pieces, repeats of their pairs, and a few chords closing cycles
         perm = rng.permutation(n - 2)
         keep = rng.random(n - 3) > 0.1
         a, b = perm[:-1][keep], perm[1:][keep]
-        a, b = np.concatenate([a, a[::3]]), np.concatenate([b, b[::3]])
+        a, b = np.concatenate([a, a[::3], perm[:-2][::5]]), np.concatenate([b, b[::3], perm[2:][::5]])
     else:  # two random pieces
         half = (n - 2) // 2
         m = int(rng.integers(half, 3 * half))
